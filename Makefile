@@ -1,0 +1,42 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/data/valueeval23
+RUN ?= runs/demo
+
+.PHONY: install demo test test-fast full-run clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# A CPU build of torch first: a bare 'torch' requirement can pull a several-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Train a small model on the shipped sample, export it, score a sample file, show the result.
+demo: install
+	$(BIN)/argvalues train --arguments examples/arguments.tsv --labels examples/labels.tsv \
+	    --folds 2 --epochs 3 --lr 2e-4 --batch-size 8 --output $(RUN)
+	$(BIN)/argvalues export $(RUN) --output argvalues-model
+	$(BIN)/score --threshold 0.4 examples/to-score.tsv -o runs/demo-scores.tsv
+	@echo "--- runs/demo-scores.tsv (first rows) ---"
+	@head -5 runs/demo-scores.tsv | cut -f1-8
+	$(BIN)/argvalues predict --premise "Cheap buses let poor families reach work and school" \
+	    --stance "in favor of" --conclusion "We should subsidize public transport"
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration"
+
+## The full run recorded in benchmarks/README.md (about an hour on a 2-core CPU).
+full-run: install
+	bash benchmarks/full_run.sh $(DATA) runs/full
+
+clean:
+	rm -rf runs argvalues-model .pytest_cache

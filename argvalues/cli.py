@@ -1,0 +1,26 @@
+"""The ``argvalues`` command group. Heavy libraries load inside the commands that need them."""
+
+from __future__ import annotations
+
+import click
+
+from argvalues import __version__
+from export.cli import export
+from scorer.cli import evaluate, predict, score
+from trainer.cli import train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="argvalues")
+def main() -> None:
+    """Find the human values behind arguments (SemEval-2023 Task 4, Touché23-ValueEval).
+
+    \b
+    argvalues train ...     fine-tune with conclusion-grouped cross-validation
+    argvalues export RUN    write a self-contained ONNX model directory
+    score FILE.tsv          label a TSV corpus with ONNX Runtime (no torch)
+    """
+
+
+for command in (train, export, score, evaluate, predict):
+    main.add_command(command)

@@ -1,0 +1,1 @@
+"""Export trained checkpoints to self-contained ONNX model directories (Hugging Face Optimum)."""

@@ -1,0 +1,158 @@
+"""Export a trained checkpoint to a self-contained ONNX model directory with Optimum.
+
+The directory holds ``model.onnx``, ``config.json`` (id2label), the tokenizer files,
+``argvalues.json`` (labels, thresholds, template, max length) and ``manifest.json`` (source,
+CV metrics, sha256 of the ONNX file, library versions, the parity check). It is built in a
+temporary directory beside the target and renamed into place only once the ONNX model agrees
+with the PyTorch one, so a failed export leaves nothing at the output path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argvalues import __version__
+from argvalues.contract import ARGUMENT_COLUMNS, read_arguments
+from argvalues.errors import ExportParityError, ModelDirError
+from argvalues.metrics import apply_thresholds
+from argvalues.model_config import SCORING_CONFIG_NAME, ScoringConfig
+
+MANIFEST_NAME = "manifest.json"
+DEFAULT_OUTPUT = "argvalues-model"
+DEFAULT_ATOL = 1e-4
+PARITY_SAMPLE_NAME = "parity-sample.tsv"
+
+#: Used for the parity check when a checkpoint carries no sample of its own held-out arguments.
+FALLBACK_ARGUMENTS = pd.DataFrame(
+    [
+        ["X1", "We should ban fast food", "in favor of", "fast food harms the health of children and costs the public"],
+        ["X2", "We should subsidize public transport", "against", "people should be free to choose how they travel"],
+        ["X3", "We should protect old forests", "in favor of", "nature has a value of its own and future generations need it"],
+        ["X4", "We should abolish school uniforms", "against", "uniforms keep order and respect a long tradition"],
+    ],
+    columns=ARGUMENT_COLUMNS,
+)
+
+LIBRARIES = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime-gpu", "onnxruntime", "tokenizers"]
+
+
+def resolve_checkpoint(source: str | Path) -> tuple[Path, Path | None]:
+    """The checkpoint to export from a run directory (its ``best/``) or a checkpoint directory."""
+    source = Path(source)
+    if not source.exists():
+        raise ModelDirError(f"{source}: no such run or checkpoint directory")
+    if (source / "best" / SCORING_CONFIG_NAME).is_file():
+        return source / "best", source
+    if (source / SCORING_CONFIG_NAME).is_file():
+        return source, source.parent if (source.parent / "cv-report.json").is_file() else None
+    raise ModelDirError(
+        f"{source}: neither a training run (with best/{SCORING_CONFIG_NAME}) nor a checkpoint with {SCORING_CONFIG_NAME}"
+    )
+
+
+def library_versions() -> dict:
+    versions = {"argvalues": __version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parity_arguments(checkpoint: Path) -> pd.DataFrame:
+    sample = checkpoint / PARITY_SAMPLE_NAME
+    return read_arguments(sample) if sample.is_file() else FALLBACK_ARGUMENTS
+
+
+def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, atol: float) -> dict:
+    """Compare PyTorch and ONNX Runtime probabilities on real arguments; raise beyond ``atol``."""
+    from scorer.model import ScoringModel
+    from trainer.data import ArgumentDataset, predict_probabilities
+    from trainer.modeling import load_classifier, load_tokenizer
+
+    scoring = ScoringConfig.load(checkpoint)
+    tokenizer = load_tokenizer(str(checkpoint))
+    dataset = ArgumentDataset(arguments, scoring.template, tokenizer, scoring.max_length)
+    torch_probabilities = predict_probabilities(load_classifier(str(checkpoint)), dataset, tokenizer)
+    onnx_probabilities = ScoringModel(model_dir, device="cpu").probabilities(arguments, batch_size=16)
+    difference = float(np.abs(torch_probabilities - onnx_probabilities).max())
+    thresholds = np.asarray(scoring.thresholds, dtype=np.float32)
+    # a label may only flip where PyTorch's probability lies within the tolerance of its threshold
+    flips = apply_thresholds(torch_probabilities, thresholds) != apply_thresholds(onnx_probabilities, thresholds)
+    near = np.abs(torch_probabilities - thresholds) <= atol
+    result = {"rows": len(arguments), "max_abs_difference": difference, "atol": atol,
+              "label_flips": int(flips.sum()), "label_flips_beyond_tolerance": int((flips & ~near).sum())}
+    if difference > atol or result["label_flips_beyond_tolerance"]:
+        raise ExportParityError(
+            f"the ONNX model disagrees with PyTorch on {len(arguments)} arguments: largest probability "
+            f"difference {difference:.2e} > tolerance {atol:.0e}; nothing was written"
+        )
+    return result
+
+
+def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: float = DEFAULT_ATOL,
+                 opset: int | None = None, log: Callable[[str], None] = print) -> dict:
+    """Export ``source`` (run or checkpoint) to the model directory ``output``; returns the manifest."""
+    checkpoint, run_dir = resolve_checkpoint(source)
+    output = Path(output)
+    if output.exists() and not (output / MANIFEST_NAME).is_file() and any(output.iterdir()):
+        raise ModelDirError(f"{output}: exists and is not an argvalues model directory; choose another --output")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log)
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"exported {checkpoint} to {output} (parity: largest difference "
+        f"{manifest['parity']['max_abs_difference']:.1e} on {manifest['parity']['rows']} arguments)")
+    return manifest
+
+
+def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: float, opset: int | None,
+                 log: Callable[[str], None]) -> dict:
+    from optimum.exporters.onnx import main_export
+
+    started = time.perf_counter()
+    log(f"exporting {checkpoint} with Optimum's ONNX exporter")
+    main_export(str(checkpoint), output=staging, task="text-classification", library_name="transformers",
+                opset=opset, do_validation=False, local_files_only=True)
+    shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
+    parity = check_parity(checkpoint, staging, parity_arguments(checkpoint), atol)
+    cv_summary = checkpoint / "cv-summary.json"
+    manifest = {
+        "format_version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source_checkpoint": str(checkpoint.resolve()),
+        "run": str(run_dir.resolve()) if run_dir else None,
+        "cv": json.loads(cv_summary.read_text()) if cv_summary.is_file() else None,
+        "onnx": {"file": "model.onnx", "sha256": sha256_of(staging / "model.onnx"),
+                 "bytes": (staging / "model.onnx").stat().st_size},
+        "parity": parity,
+        "versions": library_versions(),
+        "export_seconds": round(time.perf_counter() - started, 1),
+    }
+    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,1 @@
+"""Score ValueEval TSV files with an exported ONNX model directory; imports no torch."""

@@ -1,0 +1,96 @@
+"""Torch-free commands: ``score`` (also installed on its own), ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from argvalues.cli_support import log, user_errors
+from scorer.score import MODEL_ENV, ScoreOptions, default_model_dir, score_files
+
+model_option = click.option(
+    "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir, show_default=f"${MODEL_ENV} or ./argvalues-model",
+    help="Model directory written by 'argvalues export'.",
+)
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    help="auto uses ONNX Runtime's CUDA provider where a GPU is usable, the CPU otherwise.",
+)
+
+
+@click.command()
+@model_option
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="One threshold for every label, instead of the model's tuned thresholds.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Arguments per ONNX Runtime call (rows are sorted by length within a chunk first).")
+@device_option
+@click.option("--probabilities", is_flag=True, help="Write probabilities instead of 0/1 labels.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Output TSV (written atomically). Default: standard output.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=8192, show_default=True,
+              help="Rows read, scored and written at a time; bounds memory.")
+@click.option("--quiet", is_flag=True, help="No progress and no provider line on stderr.")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@user_errors
+def score(model_dir, threshold, batch_size, device, probabilities, output, chunk_rows, quiet, inputs):
+    """Label arguments in ValueEval TSV files (Argument ID, Conclusion, Stance, Premise).
+
+    Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
+    row, in input order. INPUT may be gzipped (.gz) or '-' for standard input. Progress (rows,
+    rows/s) goes to stderr when it is a terminal.
+
+    \b
+    Exit codes: 0 ok, 1 bad option, 2 usage, 3 bad input data, 4 bad model directory,
+    130 interrupted (nothing is left at the -o path).
+    """
+    options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size, device=device,
+                           probabilities=probabilities, chunk_rows=chunk_rows)
+    stats = score_files(list(inputs), output, options, progress=not quiet and sys.stderr.isatty(),
+                        log=None if quiet else log)
+    if not quiet:
+        log(f"scored {stats.rows} rows in {stats.seconds:.1f} s ({stats.rows_per_second:.0f} rows/s)")
+
+
+@click.command()
+@click.argument("predictions", type=click.Path(dir_okay=False))
+@click.argument("labels", type=click.Path(dir_okay=False))
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Threshold for a predictions file that holds probabilities.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@user_errors
+def evaluate(predictions, labels, threshold, as_json):
+    """Official ValueEval scores of PREDICTIONS (a 'score' output) against LABELS.
+
+    Per label precision and recall; F1 is the harmonic mean of their macro averages, as in
+    the organisers' evaluator.
+    """
+    from scorer.evaluate import evaluate_files, render_evaluation
+
+    result = evaluate_files(predictions, labels, threshold)
+    if result["missing_predictions"]:
+        log(f"warning: {result['missing_predictions']} labelled argument(s) have no prediction; counted as no label")
+    if result["unknown_predictions"]:
+        log(f"warning: {result['unknown_predictions']} prediction(s) have no labels; ignored")
+    click.echo(json.dumps(result, indent=2) if as_json else render_evaluation(result))
+
+
+@click.command()
+@model_option
+@click.option("--premise", required=True, help="The argument's premise.")
+@click.option("--stance", default="in favor of", show_default=True, help="'in favor of' or 'against'.")
+@click.option("--conclusion", required=True, help="The conclusion it argues for or against.")
+@device_option
+@user_errors
+def predict(model_dir, premise, stance, conclusion, device):
+    """One argument's values with their probabilities, for a quick look."""
+    from scorer.model import ScoringModel
+    from scorer.predict import predict_one, render_prediction
+
+    click.echo(render_prediction(predict_one(ScoringModel(model_dir, device), premise, stance, conclusion)))
+
+
+def main() -> None:
+    score(prog_name="score")

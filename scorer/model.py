@@ -1,0 +1,161 @@
+"""An exported model directory, loaded for scoring: ONNX Runtime + tokenizers, no torch.
+
+Everything the scorer needs comes from the directory: ``model.onnx``, ``tokenizer.json`` and
+``argvalues.json`` (labels, thresholds, template, max length). Every file is checked before any
+row is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argvalues.contract import ID_COLUMN
+from argvalues.errors import ArgvaluesError, ModelDirError
+from argvalues.model_config import ScoringConfig
+
+ONNX_NAME = "model.onnx"
+TOKENIZER_NAME = "tokenizer.json"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _cuda_present() -> bool:
+    # onnxruntime-gpu lists the CUDA provider even where no GPU or CUDA libraries exist, and
+    # trying it then prints a long error; only try where an NVIDIA driver is loaded.
+    return Path("/proc/driver/nvidia").exists() or bool(os.environ.get("ARGVALUES_FORCE_CUDA_PROBE"))
+
+
+def _providers_for(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ArgvaluesError(f"--device must be one of {DEVICES}, got {device!r}")
+    cuda_available = "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_present()
+    if device == "cuda" and not cuda_available:
+        raise ArgvaluesError(
+            "--device cuda: ONNX Runtime's CUDA provider is not usable here (no NVIDIA driver, or "
+            "onnxruntime-gpu without its CUDA libraries); use --device cpu or auto"
+        )
+    if device in ("cuda", "auto") and cuda_available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class ScoringModel:
+    """Tokenizer, template, thresholds and an ONNX Runtime session of one model directory."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None):
+        self.model_dir = Path(model_dir)
+        if not self.model_dir.is_dir():
+            raise ModelDirError(
+                f"model directory {self.model_dir} does not exist; create one with "
+                f"'argvalues export RUN_DIR --output {self.model_dir}' or pass --model"
+            )
+        for name in (ONNX_NAME, TOKENIZER_NAME):
+            if not (self.model_dir / name).is_file():
+                raise ModelDirError(f"{self.model_dir}: missing {name}; re-export the model with 'argvalues export'")
+        self.config = ScoringConfig.load(self.model_dir)
+        self.tokenizer, self.pad_id = self._load_tokenizer()
+        self.session = self._load_session(device, threads)
+        self.provider = self.session.get_providers()[0]
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self._check_outputs()
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.asarray(self.config.thresholds, dtype=np.float32)
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [ID_COLUMN] + [f for f in self.config.template.fields() if f != ID_COLUMN]
+
+    def _load_tokenizer(self):
+        from tokenizers import Tokenizer
+
+        path = self.model_dir / TOKENIZER_NAME
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # the Rust library raises its own exception type
+            raise ModelDirError(f"{path}: the tokenizer does not load ({error})") from None
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.config.max_length, strategy="longest_first")
+        pad_id = 0
+        tokenizer_config = self.model_dir / "tokenizer_config.json"
+        if tokenizer_config.is_file():
+            pad_token = json.loads(tokenizer_config.read_text()).get("pad_token")
+            if isinstance(pad_token, dict):
+                pad_token = pad_token.get("content")
+            if pad_token and tokenizer.token_to_id(pad_token) is not None:
+                pad_id = tokenizer.token_to_id(pad_token)
+        return tokenizer, pad_id
+
+    def _load_session(self, device: str, threads: int | None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.model_dir / ONNX_NAME), options, providers=_providers_for(device))
+        except ArgvaluesError:
+            raise
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelDirError(f"{self.model_dir / ONNX_NAME}: not a loadable ONNX model ({first})") from None
+
+    def _check_outputs(self) -> None:
+        outputs = self.session.get_outputs()
+        width = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+        if isinstance(width, int) and width != len(self.labels):
+            raise ModelDirError(
+                f"{self.model_dir}: the ONNX model outputs {width} scores but {len(self.labels)} labels are configured"
+            )
+        missing = {"input_ids", "attention_mask"} - set(self.input_names)
+        if missing:
+            raise ModelDirError(f"{self.model_dir / ONNX_NAME}: inputs {sorted(missing)} are missing")
+
+    def encode(self, arguments: pd.DataFrame) -> list:
+        text, text_pair = self.config.template.render(arguments)
+        batch = list(zip(text, text_pair)) if text_pair is not None else text
+        return self.tokenizer.encode_batch(batch)
+
+    def probabilities(self, arguments: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
+        """Probabilities of every label for every row, in row order.
+
+        Rows are sorted by token length and batched, each batch padded only to its longest row;
+        the results go back to input order.
+        """
+        encodings = self.encode(arguments)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(encodings), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self._run([encodings[i] for i in rows], int(lengths[rows].max()))
+        return out
+
+    def _run(self, encodings: list, width: int) -> np.ndarray:
+        n = len(encodings)
+        feeds = {
+            "input_ids": np.full((n, width), self.pad_id, dtype=np.int64),
+            "attention_mask": np.zeros((n, width), dtype=np.int64),
+        }
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros((n, width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            feeds["input_ids"][row, :length] = encoding.ids
+            feeds["attention_mask"][row, :length] = 1
+            if "token_type_ids" in feeds:
+                feeds["token_type_ids"][row, :length] = encoding.type_ids
+        logits = self.session.run(None, feeds)[0].astype(np.float32)
+        return 1.0 / (1.0 + np.exp(-logits))

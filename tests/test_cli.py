@@ -1,0 +1,67 @@
+import pytest
+from click.testing import CliRunner
+
+from argvalues.cli import main
+from tiny_models import EXAMPLES
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", ["train", "export", "score", "evaluate", "predict"])
+def test_every_command_explains_itself(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_train_with_a_missing_column_is_one_line(tmp_path):
+    bad = tmp_path / "a.tsv"
+    bad.write_text("Argument ID\tPremise\nA1\tp\n")
+    result = invoke("train", "--arguments", bad, "--labels", EXAMPLES / "labels.tsv", "--output", tmp_path / "run")
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (f"Error: {bad}: line 1: missing column(s) ['Conclusion', 'Stance']; expected the "
+                                     f"columns ['Argument ID', 'Conclusion', 'Stance', 'Premise'] but found "
+                                     f"['Argument ID', 'Premise']")
+
+
+def test_train_with_an_unknown_model_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = invoke("train", "--arguments", EXAMPLES / "arguments.tsv", "--labels", EXAMPLES / "labels.tsv",
+                    "--model", "no-such-org/no-such-model", "--output", tmp_path / "run")
+    assert result.exit_code == 4
+    assert result.stderr.startswith("Error: cannot load model 'no-such-org/no-such-model'")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_refuses_bad_options_before_reading(tmp_path):
+    result = invoke("train", "--arguments", EXAMPLES / "arguments.tsv", "--labels", EXAMPLES / "labels.tsv",
+                    "--folds", "0", "--output", tmp_path / "run")
+    assert result.exit_code == 1 and result.stderr.strip() == "Error: --folds must be at least 1, got 0"
+
+
+def test_export_of_a_missing_run_is_one_line(tmp_path):
+    result = invoke("export", tmp_path / "missing", "--output", tmp_path / "model")
+    assert result.exit_code == 4 and "no such run or checkpoint directory" in result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+def test_evaluate_and_predict(tiny_exported, tmp_path):
+    scores = tmp_path / "scores.tsv"
+    assert invoke("score", "--model", tiny_exported, EXAMPLES / "arguments.tsv", "-o", scores).exit_code == 0
+    result = invoke("evaluate", scores, EXAMPLES / "labels.tsv")
+    assert result.exit_code == 0 and result.output.startswith("Official F1 ")
+    assert "Universalism: objectivity" in result.output
+    from scorer.evaluate import evaluate_files
+
+    assert f"{evaluate_files(scores, EXAMPLES / 'labels.tsv')['f1']:.4f}" in result.output.splitlines()[0]
+    probabilities = tmp_path / "p.tsv"
+    invoke("score", "--model", tiny_exported, "--probabilities", EXAMPLES / "arguments.tsv", "-o", probabilities)
+    refused = invoke("evaluate", probabilities, EXAMPLES / "labels.tsv")
+    assert refused.exit_code == 3 and "pass --threshold" in refused.stderr
+    result = invoke("predict", "--model", tiny_exported, "--premise", "Buses help families", "--conclusion",
+                    "We should subsidize public transport")
+    assert result.exit_code == 0 and result.output.startswith("values: ")
+    assert sum(line.strip().endswith(")") for line in result.output.splitlines()) == 20
+    bad = invoke("predict", "--model", tiny_exported, "--premise", "x", "--stance", "maybe", "--conclusion", "y")
+    assert bad.exit_code == 3 and "--stance must be one of" in bad.stderr

@@ -1,0 +1,62 @@
+"""The packaged MiniLM model on a slice of the real data: train one fold, export, score, evaluate."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from argvalues.cli import main
+from argvalues.contract import LABELS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pipeline(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("integration")
+    validation_arguments = root / "validation-arguments.tsv"
+    validation_labels = root / "validation-labels.tsv"
+    pd.read_csv(data_dir / "arguments-validation.tsv", sep="\t", dtype=str, keep_default_na=False).head(300).to_csv(
+        validation_arguments, sep="\t", index=False)
+    pd.read_csv(data_dir / "labels-validation.tsv", sep="\t", dtype=str).head(300).to_csv(
+        validation_labels, sep="\t", index=False)
+    runner = CliRunner()
+    train = runner.invoke(main, [
+        "train", "--arguments", str(data_dir / "arguments-training.tsv"),
+        "--labels", str(data_dir / "labels-training.tsv"), "--limit", "400",
+        "--validation-arguments", str(validation_arguments), "--validation-labels", str(validation_labels),
+        "--folds", "1", "--epochs", "1", "--batch-size", "16", "--max-length", "64", "--lr", "2e-4",
+        "--output", str(root / "run"),
+    ], catch_exceptions=False)
+    assert train.exit_code == 0, train.output
+    export = runner.invoke(main, ["export", str(root / "run"), "--output", str(root / "model")], catch_exceptions=False)
+    assert export.exit_code == 0, export.output
+    return root, validation_arguments, validation_labels
+
+
+def test_onnx_probabilities_match_pytorch(pipeline):
+    root, validation_arguments, _ = pipeline
+    result = CliRunner().invoke(main, ["score", "--model", str(root / "model"), "--probabilities", "--quiet",
+                                       str(validation_arguments), "-o", str(root / "probabilities.tsv")])
+    assert result.exit_code == 0, result.output
+    onnx = pd.read_csv(root / "probabilities.tsv", sep="\t")
+    torch = pd.read_csv(root / "run" / "validation-probabilities.tsv", sep="\t")
+    assert onnx["Argument ID"].tolist() == torch["Argument ID"].tolist()
+    np.testing.assert_allclose(onnx[LABELS].to_numpy(), torch[LABELS].to_numpy(), atol=1e-4)
+    manifest = json.loads((root / "model" / "manifest.json").read_text())
+    assert manifest["parity"]["rows"] == 64 and manifest["parity"]["max_abs_difference"] < 1e-4
+
+
+def test_exported_model_scores_validation_as_the_trainer_did(pipeline):
+    root, validation_arguments, validation_labels = pipeline
+    runner = CliRunner()
+    scored = runner.invoke(main, ["score", "--model", str(root / "model"), "--quiet", str(validation_arguments),
+                                  "-o", str(root / "scores.tsv")])
+    assert scored.exit_code == 0, scored.output
+    evaluated = runner.invoke(main, ["evaluate", "--json", str(root / "scores.tsv"), str(validation_labels)])
+    onnx_f1 = json.loads(evaluated.stdout)["f1"]
+    trainer_f1 = json.loads((root / "run" / "cv-report.json").read_text())["validation"]["f1"]
+    assert round(onnx_f1, 3) == round(trainer_f1, 3)
+    assert onnx_f1 > 0.15  # one short epoch on 400 arguments: far from good, but learned something

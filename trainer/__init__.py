@@ -1,0 +1,1 @@
+"""Fine-tune BERT-family models on ValueEval with conclusion-grouped cross-validation."""

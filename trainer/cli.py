@@ -1,0 +1,47 @@
+"""``argvalues train``: a thin shell over :func:`trainer.cv.run_cross_validation`."""
+
+from __future__ import annotations
+
+import click
+
+from argvalues.cli_support import log, user_errors
+from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
+from trainer.config import DEFAULT_MODEL, TrainConfig
+
+DEFAULTS = TrainConfig(arguments="", labels="", output="")
+
+
+@click.command()
+@click.option("--arguments", required=True, type=click.Path(dir_okay=False), help="arguments-training.tsv")
+@click.option("--labels", required=True, type=click.Path(dir_okay=False), help="labels-training.tsv")
+@click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
+@click.option("--validation-labels", type=click.Path(dir_okay=False), help="Official validation labels.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Base model: a hub id (e.g. bert-base-uncased), a local directory, or the packaged default.")
+@click.option("--template", type=click.Choice(sorted(TEMPLATES)), default=DEFAULT_TEMPLATE, show_default=True,
+              help="How Premise, Stance and Conclusion become the model input.")
+@click.option("--folds", type=int, default=DEFAULTS.folds, show_default=True,
+              help="Cross-validation folds grouped by conclusion; 1 = one 80/20 hold-out split.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Peak learning rate.")
+@click.option("--warmup-ratio", type=float, default=DEFAULTS.warmup_ratio, show_default=True,
+              help="Share of steps for linear warm-up; then linear decay.")
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
+@click.option("--max-length", type=int, default=DEFAULTS.max_length, show_default=True,
+              help="Tokens per argument; longer ones are truncated (batches are padded dynamically).")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N training arguments.")
+@click.option("--output", default="argvalues-run", show_default=True, type=click.Path(file_okay=False),
+              help="Run directory: cv-report.md/json, folds/, best/.")
+@user_errors
+def train(**options):
+    """Fine-tune a BERT-family model with cross-validation grouped by conclusion.
+
+    Picks each fold's best epoch by the official F1, tunes thresholds on the out-of-fold
+    predictions (global or per label, whichever cross-fits better), and copies the best fold's
+    checkpoint to OUTPUT/best, ready for 'argvalues export'. Uses the GPU with mixed precision
+    when there is one.
+    """
+    from trainer.cv import run_cross_validation
+
+    run_cross_validation(TrainConfig(**options), log=log)

