@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/score --threshold 0.4 examples/to-score.tsv -o runs/demo-scores.tsv
 	@echo "--- runs/demo-scores.tsv (first rows) ---"
 	@head -5 runs/demo-scores.tsv | cut -f1-8
+	@echo "(a model trained on 60 arguments shows the mechanics, not label quality: see README, 'Training on the real data')"
 	$(BIN)/argvalues predict --premise "Cheap buses let poor families reach work and school" \
 	    --stance "in favor of" --conclusion "We should subsidize public transport"
 

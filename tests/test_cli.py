@@ -23,6 +23,7 @@ def test_train_with_a_missing_column_is_one_line(tmp_path):
     assert result.stderr.strip() == (f"Error: {bad}: line 1: missing column(s) ['Conclusion', 'Stance']; expected the "
                                      f"columns ['Argument ID', 'Conclusion', 'Stance', 'Premise'] but found "
                                      f"['Argument ID', 'Premise']")
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_with_an_unknown_model_is_one_line(tmp_path, monkeypatch):
@@ -32,6 +33,7 @@ def test_train_with_an_unknown_model_is_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 4
     assert result.stderr.startswith("Error: cannot load model 'no-such-org/no-such-model'")
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_refuses_bad_options_before_reading(tmp_path):

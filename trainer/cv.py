@@ -132,7 +132,6 @@ def _write_probabilities(path: Path, ids: pd.Series, probabilities: np.ndarray, 
 def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Run the whole cross-validation described by ``config``; returns the report dict."""
     out = config.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     arguments, targets = read_labelled_arguments(config.arguments, config.labels)
     if config.limit:
@@ -150,6 +149,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
 
         raise DataError(f"{config.arguments}: {error}") from None
     held_folds = list(range(config.folds)) if config.folds > 1 else [0]
+    out.mkdir(parents=True, exist_ok=True)  # only once inputs, model and folds are known to be good
     log(f"{len(arguments)} arguments on {groups.nunique()} conclusions; "
         f"{config.folds} fold(s) grouped by conclusion: " +
         ", ".join(f"fold {k}: {(fold_of_row == k).sum()} rows" for k in held_folds))

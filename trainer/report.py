@@ -70,8 +70,9 @@ def render_markdown(report: dict) -> str:
         "",
         f"Chosen on out-of-fold predictions: **{thresholds['strategy']}** (cross-fitted official F1: "
         f"global {crossfit['global']:.4f}, per-label {crossfit['per-label']:.4f}; each strategy tuned on the other "
-        f"folds and applied to the held-out one). Out-of-fold official F1 with the final thresholds: "
-        f"{report['out_of_fold']['at_chosen_thresholds']['f1']:.4f}.",
+        f"folds and applied to the held-out one: the honest estimate). The final thresholds are then tuned on all "
+        f"out-of-fold rows; on those same rows they score {report['out_of_fold']['at_chosen_thresholds']['f1']:.4f}, "
+        f"which is optimistic for that reason.",
         "",
         f"Best fold: {report['best']['fold']} (epoch {report['best']['epoch']}, official F1 {report['best']['f1']:.4f}),"
         f" copied to `{report['best']['checkpoint']}`.",
