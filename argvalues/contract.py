@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from argvalues.errors import DataError
+from argvalues.rows import ArgumentRows, SeenIds
 
 ID_COLUMN = "Argument ID"
 CONCLUSION, STANCE, PREMISE = "Conclusion", "Stance", "Premise"
@@ -126,49 +127,31 @@ def _parser_error(path: str, error: Exception) -> DataError:
     return DataError(f"{path}: {str(error).strip().splitlines()[0]}")
 
 
-def _open_source(source: str | Path | IO[str]) -> tuple[str, str | Path | IO[str]]:
-    if isinstance(source, (str, Path)):
-        if str(source) == "-":
-            import sys
-
-            return "<stdin>", sys.stdin.buffer
-        if not Path(source).is_file():
-            raise DataError(f"{source}: no such file")
-        return str(source), source
-    return getattr(source, "name", "<stream>"), source
+def argument_rows(source: str | Path | IO[bytes], required: list[str] | None = None, on_bad_row: str = "fail",
+                  seen: SeenIds | None = None) -> ArgumentRows:
+    """A row reader that applies the contract's row rules: non-empty ID, Premise and Conclusion,
+    a Stance of 'in favor of' or 'against', unique IDs (across inputs sharing ``seen``). Only the
+    ``required`` columns are checked and kept; extra columns are ignored."""
+    return ArgumentRows(source, required or ARGUMENT_COLUMNS, on_bad_row=on_bad_row, seen=seen,
+                        id_column=ID_COLUMN, nonempty=(CONCLUSION, PREMISE), allowed={STANCE: STANCES})
 
 
 def iter_argument_chunks(
-    source: str | Path | IO[str], required: list[str] | None = None, chunk_rows: int = 10_000
+    source: str | Path | IO[bytes], required: list[str] | None = None, chunk_rows: int = 10_000
 ) -> Iterator[pd.DataFrame]:
     """Yield the arguments of a TSV (plain, .gz, or '-' for stdin) in chunks of ``chunk_rows``.
 
-    Memory stays flat however large the file. ``required`` defaults to all argument columns;
-    extra columns are kept. Raises :class:`DataError` naming the file and line.
+    Memory stays flat however large the file. ``required`` defaults to all argument columns.
+    Any bad row raises :class:`DataError` naming the file, line and column.
     """
-    required = required or ARGUMENT_COLUMNS
-    name, handle = _open_source(source)
-    try:
-        reader = pd.read_csv(handle, chunksize=chunk_rows, **_READ_OPTIONS)
-        first = True
-        for chunk in reader:
-            if first:
-                _check_columns(list(chunk.columns), required, name)
-                first = False
-            if len(chunk):  # a header-only file gives one empty chunk
-                yield chunk
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: the file is empty; expected a header line with {required}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as error:
-        raise _parser_error(name, error) from None
+    for chunk in argument_rows(source, required).chunks(chunk_rows):
+        yield chunk.frame
 
 
-def read_arguments(source: str | Path | IO[str], required: list[str] | None = None) -> pd.DataFrame:
-    """Read a whole arguments TSV; IDs must be unique."""
+def read_arguments(source: str | Path | IO[bytes], required: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole arguments TSV (every row checked; IDs unique)."""
     chunks = list(iter_argument_chunks(source, required))
-    arguments = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=required or ARGUMENT_COLUMNS)
-    _check_unique_ids(arguments, _open_source(source)[0] if not isinstance(source, str) or source != "-" else "<stdin>")
-    return arguments
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=required or ARGUMENT_COLUMNS)
 
 
 def _check_unique_ids(frame: pd.DataFrame, name: str) -> None:

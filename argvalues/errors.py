@@ -23,3 +23,31 @@ class ExportParityError(ArgvaluesError):
     """The exported ONNX model disagrees with the PyTorch model beyond tolerance."""
 
     exit_code = 5
+
+
+class OutputError(ArgvaluesError):
+    """The output cannot be written (disk full, file size limit, permissions)."""
+
+    exit_code = 6
+
+
+class ResumeError(ArgvaluesError):
+    """``--resume`` was refused: the journal does not match this run."""
+
+    exit_code = 7
+
+
+class Interrupted(ArgvaluesError):
+    """Ctrl-C (SIGINT) during a run."""
+
+    exit_code = 130
+
+
+class Terminated(Interrupted):
+    """SIGTERM during a run (a scheduler's timeout, a shutdown)."""
+
+    exit_code = 143
+
+
+class TerminateSignal(KeyboardInterrupt):
+    """Raised by the SIGTERM handler the commands install, so SIGTERM unwinds like Ctrl-C."""

@@ -60,6 +60,14 @@ def resolve_checkpoint(source: str | Path) -> tuple[Path, Path | None]:
     )
 
 
+def check_safetensors(checkpoint: Path) -> None:
+    """Weights are only ever read from safetensors: a pickled checkpoint could run code when loaded."""
+    if not (checkpoint / "model.safetensors").is_file():
+        pickled = [p.name for p in checkpoint.glob("*.bin")] + [p.name for p in checkpoint.glob("*.pt*")]
+        hint = f" (found {', '.join(sorted(pickled))}: pickle files are never loaded)" if pickled else ""
+        raise ModelDirError(f"{checkpoint}: missing model.safetensors{hint}")
+
+
 def library_versions() -> dict:
     versions = {"argvalues": __version__}
     for name in LIBRARIES:
@@ -135,6 +143,7 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
                  log: Callable[[str], None]) -> dict:
     from optimum.exporters.onnx import main_export
 
+    check_safetensors(checkpoint)
     started = time.perf_counter()
     log(f"exporting {checkpoint} with Optimum's ONNX exporter")
     main_export(str(checkpoint), output=staging, task="text-classification", library_name="transformers",

@@ -32,26 +32,44 @@ device_option = click.option(
               help="Output TSV (written atomically). Default: standard output.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Rows read, scored and written at a time; bounds memory.")
+@click.option("--on-bad-row", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="A row that breaks the contract (wrong field count, not UTF-8, empty Premise or Conclusion, "
+                   "unknown Stance, duplicate Argument ID): stop with an error naming file, line and column, or "
+                   "skip it, count it and write it to the rejects file.")
+@click.option("--rejects", type=click.Path(dir_okay=False), default=None,
+              help="Where skipped rows go (File, Line, Column, Reason, Row). Default with -o: OUTPUT.rejects.tsv.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted -o run from its last finished chunk (same inputs, model and "
+                   "options, else refused); without an unfinished run, start from the beginning.")
 @click.option("--quiet", is_flag=True, help="No progress and no provider line on stderr.")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
-def score(model_dir, threshold, batch_size, device, probabilities, output, chunk_rows, quiet, inputs):
+def score(model_dir, threshold, batch_size, device, probabilities, output, chunk_rows, on_bad_row, rejects, resume,
+          quiet, inputs):
     """Label arguments in ValueEval TSV files (Argument ID, Conclusion, Stance, Premise).
 
     Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
     row, in input order. INPUT may be gzipped (.gz) or '-' for standard input. Progress (rows,
-    rows/s) goes to stderr when it is a terminal.
+    rows/s) goes to stderr when it is a terminal. With -o the output appears only when complete.
 
     \b
-    Exit codes: 0 ok, 1 bad option, 2 usage, 3 bad input data, 4 bad model directory,
-    130 interrupted (nothing is left at the -o path).
+    Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage,
+    3 bad input data, 4 bad model directory, 6 output not writable (disk full),
+    7 --resume refused, 130 interrupted, 143 terminated (SIGTERM).
     """
     options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size, device=device,
-                           probabilities=probabilities, chunk_rows=chunk_rows)
+                           probabilities=probabilities, chunk_rows=chunk_rows, on_bad_row=on_bad_row,
+                           rejects=rejects, resume=resume)
     stats = score_files(list(inputs), output, options, progress=not quiet and sys.stderr.isatty(),
                         log=None if quiet else log)
     if not quiet:
         log(f"scored {stats.rows} rows in {stats.seconds:.1f} s ({stats.rows_per_second:.0f} rows/s)")
+    if stats.rejected:
+        where = f"; written to {stats.rejects_path}" if stats.rejects_path else ""
+        log(f"warning: skipped {stats.rejected} bad row(s){where}")
+        for reject in stats.first_rejects:
+            column = f" column '{reject.column}':" if reject.column else ""
+            log(f"  {reject.file}: line {reject.line}:{column} {reject.reason}")
 
 
 @click.command()

@@ -1,28 +1,31 @@
 """Score argument TSV files chunk by chunk: memory stays flat however large the input.
 
 Output: ``Argument ID`` + the 20 label columns in official order (0/1, or probabilities), rows
-in input order. A file target is written to a temporary file beside it and renamed into place
-only when every row is written, so a failed or interrupted run leaves nothing at the target.
+in input order. A file target goes through :mod:`scorer.journal`: written beside the target,
+journaled after every chunk (so ``--resume`` continues a crashed run) and renamed into place
+only when every row is written. Rows that break the contract stop the run (``--on-bad-row
+fail``) or are counted and written to a rejects file (``skip``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ID_COLUMN, iter_argument_chunks
-from argvalues.errors import ArgvaluesError, DataError
+from argvalues.contract import ID_COLUMN, argument_rows
+from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
 from argvalues.metrics import apply_thresholds
-from scorer.model import ScoringModel
+from argvalues.rows import REJECT_COLUMNS, ON_BAD_ROW, Reject, SeenIds
+from scorer.journal import Journal, Progress, sha256_of
+from scorer.model import ONNX_NAME, TOKENIZER_NAME, ScoringModel
 
 DEFAULT_MODEL_DIR = "argvalues-model"
 MODEL_ENV = "ARGVALUES_MODEL"
@@ -42,6 +45,9 @@ class ScoreOptions:
     probabilities: bool = False
     chunk_rows: int = 8192
     threads: int | None = None
+    on_bad_row: str = "fail"
+    rejects: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -50,6 +56,13 @@ class ScoreOptions:
             raise ArgvaluesError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.chunk_rows < 1:
             raise ArgvaluesError(f"chunk size must be at least 1, got {self.chunk_rows}")
+        if self.on_bad_row not in ON_BAD_ROW:
+            raise ArgvaluesError(f"--on-bad-row must be one of {ON_BAD_ROW}, got {self.on_bad_row!r}")
+
+    def output_shaping(self, provider: str) -> dict:
+        """What decides the output bytes: a resumed run must agree on all of it."""
+        keys = ("threshold", "batch_size", "probabilities", "chunk_rows", "on_bad_row")
+        return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider}
 
 
 @dataclass
@@ -57,32 +70,39 @@ class ScoreStats:
     rows: int
     seconds: float
     provider: str
+    rejected: int = 0
+    resumed_rows: int = 0
+    rejects_path: str | None = None
+    first_rejects: list[Reject] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+        scored = self.rows - self.resumed_rows
+        return scored / self.seconds if self.seconds > 0 else float("inf")
 
 
-def scored_frames(model: ScoringModel, inputs: list[str], options: ScoreOptions) -> Iterator[pd.DataFrame]:
-    """Output frames, chunk by chunk, for all ``inputs`` in order."""
+def _frame_text(model: ScoringModel, frame: pd.DataFrame, options: ScoreOptions) -> str:
+    if frame.empty:
+        return ""
+    probabilities = model.probabilities(frame, options.batch_size)
     thresholds = model.thresholds if options.threshold is None else np.float32(options.threshold)
-    for source in inputs:
-        for chunk in iter_argument_chunks(source, model.required_columns, options.chunk_rows):
-            probabilities = model.probabilities(chunk, options.batch_size)
-            values = probabilities if options.probabilities else apply_thresholds(probabilities, thresholds)
-            frame = pd.DataFrame(values, columns=model.labels)
-            frame.insert(0, ID_COLUMN, chunk[ID_COLUMN].to_numpy())
-            yield frame
+    values = probabilities if options.probabilities else apply_thresholds(probabilities, thresholds)
+    out = pd.DataFrame(values, columns=model.labels)
+    out.insert(0, ID_COLUMN, frame[ID_COLUMN].to_numpy())
+    return out.to_csv(sep="\t", index=False, header=False, float_format="%.6f", lineterminator="\n")
 
 
-def _write(frames: Iterator[pd.DataFrame], handle: IO[str], labels: list[str], progress) -> int:
-    handle.write("\t".join([ID_COLUMN] + labels) + "\n")
-    rows = 0
-    for frame in frames:
-        frame.to_csv(handle, sep="\t", index=False, header=False, float_format="%.6f", lineterminator="\n")
-        rows += len(frame)
-        progress.update(len(frame))
-    return rows
+def _header(labels: list[str]) -> str:
+    return "\t".join([ID_COLUMN] + labels) + "\n"
+
+
+def _chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions) -> Iterator[tuple[int, int, object]]:
+    """(input index, chunk index within it, chunk) for every chunk of every input."""
+    seen = SeenIds()  # IDs must be unique across all inputs of a run
+    for index, source in enumerate(inputs):
+        rows = argument_rows(source, model.required_columns, options.on_bad_row, seen)
+        for number, chunk in enumerate(rows.chunks(options.chunk_rows)):
+            yield index, number, chunk
 
 
 def _progress(enabled: bool):
@@ -91,39 +111,172 @@ def _progress(enabled: bool):
     return tqdm(unit=" rows", unit_scale=True, file=sys.stderr, disable=not enabled, desc="scoring")
 
 
-def score_files(inputs: list[str], output: str | None, options: ScoreOptions, progress: bool = False,
-                log=None, model: ScoringModel | None = None) -> ScoreStats:
-    """Score ``inputs`` ('-' is standard input) into ``output`` (None: standard output)."""
+def _check_inputs(inputs: list[str]) -> None:
     if not inputs:
         raise ArgvaluesError("no input file given; pass one or more TSV files, or - for standard input")
     for source in inputs:
         if source != "-" and not Path(source).is_file():
             raise DataError(f"{source}: no such file")
+    if inputs.count("-") > 1:
+        raise ArgvaluesError("standard input (-) can be read only once")
+
+
+def score_files(inputs: list[str], output: str | None, options: ScoreOptions, progress: bool = False,
+                log=None, model: ScoringModel | None = None) -> ScoreStats:
+    """Score ``inputs`` ('-' is standard input) into ``output`` (None or '-': standard output)."""
+    _check_inputs(inputs)
+    to_stdout = output is None or output == "-"
+    if options.resume and to_stdout:
+        raise ArgvaluesError("--resume needs -o OUTPUT: a run to standard output cannot be resumed")
+    if options.resume and "-" in inputs:
+        raise ArgvaluesError("--resume needs input files: standard input cannot be read again")
+    if not to_stdout and Path(output).is_dir():
+        raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
     model = model or ScoringModel(options.model_dir, options.device, options.threads)
     if log:
         log(f"scoring with {model.provider} (model {model.model_dir})")
     started = time.perf_counter()
     with _progress(progress) as bar:
-        if output is None or output == "-":
-            rows = _write(scored_frames(model, inputs, options), sys.stdout, model.labels, bar)
-            sys.stdout.flush()
+        if to_stdout:
+            stats = _score_to_stream(inputs, sys.stdout, model, options, bar)
         else:
-            rows = _write_atomically(Path(output), scored_frames(model, inputs, options), model.labels, bar)
-    return ScoreStats(rows=rows, seconds=time.perf_counter() - started, provider=model.provider)
+            stats = _score_to_file(inputs, Path(output), model, options, bar, log)
+    stats.seconds = time.perf_counter() - started
+    return stats
 
 
-def _write_atomically(target: Path, frames: Iterator[pd.DataFrame], labels: list[str], progress) -> int:
-    if target.is_dir():
-        raise ArgvaluesError(f"{target}: is a directory; -o takes a file path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats:
+    stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider)
+    rejects = open(options.rejects, "w", encoding="utf-8") if options.rejects else None
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            rows = _write(frames, handle, labels, progress)
+        # The header goes out with the first scored chunk, so input that fails at once writes nothing.
+        header = _header(model.labels)
+        if rejects:
+            rejects.write("\t".join(REJECT_COLUMNS) + "\n")
+        for _, _, chunk in _chunks(inputs, model, options):
+            handle.write(header + _frame_text(model, chunk.frame, options))
             handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+            header = ""
+            _count_rejects(stats, chunk.rejects, rejects)
+            stats.rows += len(chunk.frame)
+            bar.update(len(chunk.frame))
+        handle.write(header)
+    except KeyboardInterrupt as stop:
+        kind = Terminated if isinstance(stop, TerminateSignal) else Interrupted
+        raise kind(f"{kind.__name__.lower()} after {stats.rows} rows") from None
+    finally:
+        if rejects:
+            rejects.close()
+    stats.rejects_path = options.rejects
+    return stats
+
+
+def _count_rejects(stats: ScoreStats, rejects: list[Reject], handle: IO | None) -> int:
+    stats.rejected += len(rejects)
+    stats.first_rejects.extend(rejects[: max(0, 5 - len(stats.first_rejects))])
+    text = "".join(r.tsv_line() for r in rejects)
+    if handle is not None and text:
+        data = text.encode() if "b" in getattr(handle, "mode", "") else text
+        handle.write(data)
+    return len(text.encode())
+
+
+def run_fingerprint(inputs: list[str], model: ScoringModel, options: ScoreOptions) -> dict:
+    """Content hashes of the inputs and the model files, and the options that shape the output."""
+    return {
+        "inputs": [{"path": str(Path(p).resolve()), "bytes": Path(p).stat().st_size, "sha256": sha256_of(Path(p))}
+                   for p in inputs],
+        "model": {name: sha256_of(model.model_dir / name)
+                  for name in (ONNX_NAME, TOKENIZER_NAME, "argvalues.json") if (model.model_dir / name).is_file()},
+        "options": options.output_shaping(model.provider),
+    }
+
+
+def default_rejects_path(output: str) -> str:
+    return f"{output}.rejects.tsv"
+
+
+def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log) -> ScoreStats:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rejects_target = None
+    if options.on_bad_row == "skip":
+        rejects_target = Path(options.rejects or default_rejects_path(str(target)))
+    journal = Journal(target, rejects_target, run_fingerprint(inputs, model, options))
+    stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+                       rejects_path=str(rejects_target) if rejects_target else None)
+    done = Progress()
+    if options.resume and journal.exists():
+        done = journal.load()
+        stats.rows = stats.resumed_rows = done.rows
+        stats.rejected = done.rejected
+        if journal.finished:  # it stopped while renaming its finished files into place
+            journal.finish(done)
+            if log:
+                log(f"{target} was already complete ({done.rows} rows)")
+            return stats
+        if log:
+            log(f"resuming {target}: {done.rows} rows already scored")
+    else:
+        if journal.exists() and log:
+            log(f"note: starting {target} over; an unfinished run's progress is discarded (--resume continues it)")
+        if options.resume and log:
+            log(f"nothing to resume for {target}; starting from the beginning")
+    try:
+        output = _open_partial(journal.partial, done.output_bytes, _header(model.labels))
+        rejects = (_open_partial(journal.rejects_partial, done.rejects_bytes, "\t".join(REJECT_COLUMNS) + "\n")
+                   if journal.rejects_partial else None)
+        with output, (rejects or _nothing()):
+            if not options.resume or done.output_bytes == 0:
+                done.output_bytes = output.tell()
+                done.rejects_bytes = rejects.tell() if rejects else 0
+                journal.save(done)
+            bar.update(done.rows)
+            for index, number, chunk in _chunks(inputs, model, options):
+                if (index, number) < (done.input, done.chunks):
+                    continue  # finished before the crash; read again only to check IDs across chunks
+                output.write(_frame_text(model, chunk.frame, options).encode())
+                _count_rejects(stats, chunk.rejects, rejects)
+                for handle in (output, rejects):
+                    if handle is not None:
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                stats.rows += len(chunk.frame)
+                done = Progress(input=index, chunks=number + 1, output_bytes=output.tell(),
+                                rejects_bytes=rejects.tell() if rejects else 0, rows=stats.rows,
+                                rejected=stats.rejected)
+                journal.save(done)
+                bar.update(len(chunk.frame))
+        journal.finish(done)
+    except (DataError, ArgvaluesError) as error:
+        if isinstance(error, Interrupted):
+            raise
+        journal.discard()  # the same input would fail the same way: nothing worth resuming
         raise
-    return rows
+    except KeyboardInterrupt as stop:
+        kind = Terminated if isinstance(stop, TerminateSignal) else Interrupted
+        raise kind(f"{kind.__name__.lower()} after {stats.rows} rows; nothing is at {target}. "
+                   f"Rerun with --resume to continue from there") from None
+    except OSError as error:
+        raise OutputError(f"cannot write {journal.partial}: {error.strerror or error}; nothing is at {target}. "
+                          f"{stats.rows} rows are kept: free space and rerun with --resume to continue") from None
+    return stats
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _open_partial(path: Path, keep_bytes: int, header: str):
+    """Open a partial file for appending after its first ``keep_bytes`` bytes (a new file: the header)."""
+    if keep_bytes:
+        handle = open(path, "r+b")
+        handle.truncate(keep_bytes)
+        handle.seek(keep_bytes)
+        return handle
+    handle = open(path, "wb")
+    handle.write(header.encode())
+    return handle

@@ -74,7 +74,7 @@ def test_chunks_cover_every_row_in_order(tmp_path):
 
 
 def test_duplicate_ids_are_rejected(tmp_path):
-    with pytest.raises(DataError, match=r"line 3: duplicate Argument ID 'A1'"):
+    with pytest.raises(DataError, match=r"line 3: column 'Argument ID': duplicate Argument ID 'A1'"):
         read_arguments(write(tmp_path / "a.tsv", f"{HEADER}\nA1\tc\tagainst\tp\nA1\tc\tagainst\tq\n"))
 
 

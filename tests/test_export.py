@@ -84,3 +84,20 @@ def test_source_must_be_a_run_or_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelDirError, match="neither a training run"):
         export_model(tmp_path / "empty", tmp_path / "model", **QUIET)
+
+
+def test_a_pickled_checkpoint_is_never_loaded(tmp_path):
+    """Weights come only from safetensors: a pytorch_model.bin is refused, not unpickled."""
+    import torch
+
+    from trainer.modeling import load_classifier
+
+    checkpoint = make_checkpoint("bert", tmp_path / "checkpoint")
+    state = load_classifier(str(checkpoint)).state_dict()
+    (checkpoint / "model.safetensors").unlink()
+    torch.save(state, checkpoint / "pytorch_model.bin")
+    with pytest.raises(ModelDirError, match=r"missing model.safetensors \(found pytorch_model.bin"):
+        export_model(checkpoint, tmp_path / "model", **QUIET)
+    with pytest.raises(ModelDirError):
+        load_classifier(str(checkpoint))
+    assert not (tmp_path / "model").exists()

@@ -67,8 +67,17 @@ def test_stdin_gzip_and_several_inputs(tiny_exported, tmp_path):
     assert len(from_file.splitlines()) == 1 + len(read_arguments(TO_SCORE))
     assert run("--model", tiny_exported, "-", input=TO_SCORE.read_text()).stdout == from_file
     assert run("--model", tiny_exported, packed).stdout == from_file
-    both = read_output(io.StringIO(run("--model", tiny_exported, TO_SCORE, packed).stdout))
+    renamed = tmp_path / "renamed.tsv"
+    renamed.write_text(TO_SCORE.read_text().replace("\nN0", "\nM0"))
+    both = read_output(io.StringIO(run("--model", tiny_exported, TO_SCORE, renamed).stdout))
     assert len(both) == 2 * len(read_arguments(TO_SCORE))
+    assert both["Argument ID"].str[0].tolist() == ["N"] * 12 + ["M"] * 12
+
+
+def test_ids_must_be_unique_across_inputs(tiny_exported):
+    result = run("--model", tiny_exported, "--quiet", TO_SCORE, TO_SCORE)
+    assert result.exit_code == 3
+    assert result.stderr.strip() == f"Error: {TO_SCORE}: line 2: column 'Argument ID': duplicate Argument ID 'N0001'"
 
 
 def test_header_only_input_gives_a_header_only_output(tiny_exported, tmp_path):

@@ -31,6 +31,9 @@ DEFAULTS = TrainConfig(arguments="", labels="", output="")
               help="Tokens per argument; longer ones are truncated (batches are padded dynamically).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N training arguments.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run in OUTPUT: finished folds are kept, the fold in progress goes on "
+                   "from its last epoch checkpoint. Refused if any other option differs from that run's.")
 @click.option("--output", default="argvalues-run", show_default=True, type=click.Path(file_okay=False),
               help="Run directory: cv-report.md/json, folds/, best/.")
 @user_errors

@@ -30,6 +30,7 @@ class TrainConfig:
     max_length: int = 128
     seed: int = 42
     limit: int | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -58,3 +59,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """What must match for ``--resume`` to continue a run: everything but the resume flag."""
+        return {k: v for k, v in self.to_dict().items() if k != "resume"}

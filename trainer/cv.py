@@ -1,7 +1,10 @@
 """Conclusion-grouped cross-validation with the Hugging Face Trainer.
 
 One run writes, under its output directory:
-  folds/fold-K/      each fold's best checkpoint (safetensors + tokenizer)
+  run-config.json    the configuration (``--resume`` refuses to continue under another one)
+  folds/fold-K/      each fold's best checkpoint (safetensors + tokenizer); while it trains, its
+                     epoch checkpoints and epochs.json; when done, record.json and the held-out
+                     probabilities (what ``--resume`` picks up)
   best/              the fold checkpoint with the best official F1, with its scoring config
   oof-probabilities.tsv, validation-probabilities.tsv (when validation files are given)
   cv-report.json, cv-report.md
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from argvalues.errors import ResumeError
 from argvalues.contract import ARGUMENT_COLUMNS, CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_labelled_arguments
 from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
 from argvalues.model_config import ScoringConfig
@@ -69,17 +73,42 @@ def _training_arguments(config: TrainConfig, output_dir: Path):
     )
 
 
+def fold_callbacks(fold: int) -> list:
+    """Extra Trainer callbacks for a fold (none; a seam for tests that interrupt training)."""
+    return []
+
+
+def _last_checkpoint(checkpoints: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return Path(found) if checkpoints.is_dir() and (found := get_last_checkpoint(str(checkpoints))) else None
+
+
 def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_set: ArgumentDataset,
-               tokenizer, fold_dir: Path) -> tuple[dict, np.ndarray]:
+               tokenizer, fold_dir: Path, log: Callable[[str], None] = print) -> tuple[dict, np.ndarray]:
     """Train one fold, keep its best epoch (official F1 at the fold's best global threshold).
 
-    Returns the fold's record (per-epoch metrics) and its held-out probabilities.
+    Returns the fold's record (per-epoch metrics) and its held-out probabilities. With
+    ``config.resume`` it continues from the fold's last epoch checkpoint, if there is one.
     """
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
+    checkpoints = fold_dir / "checkpoints"
+    epochs_file = fold_dir / "epochs.json"
+    resume_from = _last_checkpoint(checkpoints) if config.resume else None
+    epochs: list[dict] = []
+    if resume_from is not None:
+        finished = int(round(json.loads((resume_from / "trainer_state.json").read_text())["epoch"]))
+        epochs = json.loads(epochs_file.read_text())[:finished] if epochs_file.is_file() else []
+        if len(epochs) != finished:
+            raise ResumeError(f"{fold_dir}: epochs.json does not cover the {finished} epoch(s) of {resume_from.name}; "
+                              f"rerun without --resume")
+        log(f"fold {fold + 1}: resuming from {resume_from.name} (epoch {finished})")
+    else:
+        shutil.rmtree(fold_dir, ignore_errors=True)
+    fold_dir.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed + fold)
     model = load_classifier(config.model)
-    epochs: list[dict] = []
 
     def compute_metrics(eval_pred) -> dict:
         probabilities = _sigmoid(np.asarray(eval_pred.predictions, dtype=np.float64))
@@ -88,10 +117,10 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         at_half = full_metrics(truth, probabilities, 0.5)
         epochs.append({"epoch": len(epochs) + 1, "at_0.5": at_half,
                        "best_global_threshold": threshold, "f1_at_best_global_threshold": f1_tuned})
+        _write_json_atomically(epochs_file, epochs)
         return {"f1_tuned": f1_tuned, "f1": at_half["f1"], "micro_f1": at_half["micro_f1"],
                 "roc_auc": at_half["roc_auc"]}
 
-    checkpoints = fold_dir / "checkpoints"
     trainer = Trainer(
         model=model,
         args=_training_arguments(config, checkpoints),
@@ -100,14 +129,16 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
+        callbacks=fold_callbacks(fold),
     )
     started = time.perf_counter()
-    train_output = trainer.train()
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
     probabilities = predict_probabilities(trainer.model, eval_set, tokenizer, config.eval_batch_size)
     trainer.save_model(str(fold_dir / "model"))
     (fold_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
     shutil.rmtree(checkpoints, ignore_errors=True)
+    epochs_file.unlink(missing_ok=True)
     best_epoch = int(np.argmax([e["f1_at_best_global_threshold"] for e in epochs])) + 1
     record = {
         "fold": fold,
@@ -119,6 +150,49 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", 0.0), 2),
     }
     return record, probabilities
+
+
+def _write_json_atomically(path: Path, data) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    temporary.replace(path)
+
+
+FOLD_RECORD = "record.json"
+FOLD_PROBABILITIES = "held-out-probabilities.npy"
+
+
+def _save_finished_fold(fold_dir: Path, record: dict, probabilities: np.ndarray) -> None:
+    """The record is written last: its presence means the fold is complete."""
+    temporary = fold_dir / (FOLD_PROBABILITIES + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.save(handle, probabilities, allow_pickle=False)
+    temporary.replace(fold_dir / FOLD_PROBABILITIES)
+    _write_json_atomically(fold_dir / FOLD_RECORD, record)
+
+
+def _load_finished_fold(fold_dir: Path, rows: int) -> tuple[dict, np.ndarray] | None:
+    if not (fold_dir / FOLD_RECORD).is_file() or not (fold_dir / "model" / "model.safetensors").is_file():
+        return None
+    probabilities = np.load(fold_dir / FOLD_PROBABILITIES, allow_pickle=False)
+    if probabilities.shape != (rows, len(LABELS)):
+        return None
+    return json.loads((fold_dir / FOLD_RECORD).read_text()), probabilities
+
+
+def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None]) -> None:
+    saved = out / "run-config.json"
+    if config.resume and saved.is_file():
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in set(before) | set(config.identity()) if before.get(k) != config.identity().get(k))
+        if changed:
+            raise ResumeError(
+                f"cannot resume {out}: " + ", ".join(f"{k} was {before.get(k)!r}, now {config.identity().get(k)!r}"
+                                                     for k in changed) + "; rerun without --resume to start over")
+        log(f"resuming the run in {out}")
+    elif config.resume:
+        log(f"nothing to resume in {out}; starting from the beginning")
+    _write_json_atomically(saved, config.identity())
 
 
 def _write_probabilities(path: Path, ids: pd.Series, probabilities: np.ndarray, extra: dict | None = None) -> None:
@@ -150,6 +224,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
         raise DataError(f"{config.arguments}: {error}") from None
     held_folds = list(range(config.folds)) if config.folds > 1 else [0]
     out.mkdir(parents=True, exist_ok=True)  # only once inputs, model and folds are known to be good
+    _check_resumable(out, config, log)
     log(f"{len(arguments)} arguments on {groups.nunique()} conclusions; "
         f"{config.folds} fold(s) grouped by conclusion: " +
         ", ".join(f"fold {k}: {(fold_of_row == k).sum()} rows" for k in held_folds))
@@ -159,9 +234,17 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     for fold in held_folds:
         train_rows, eval_rows = fold_of_row != fold, fold_of_row == fold
         log(f"fold {fold + 1}/{len(held_folds)}: training on {train_rows.sum()}, evaluating on {eval_rows.sum()}")
-        train_set = ArgumentDataset(arguments[train_rows], template, tokenizer, config.max_length, targets[train_rows])
-        eval_set = ArgumentDataset(arguments[eval_rows], template, tokenizer, config.max_length, targets[eval_rows])
-        record, probabilities = train_fold(config, fold, train_set, eval_set, tokenizer, out / "folds" / f"fold-{fold}")
+        fold_dir = out / "folds" / f"fold-{fold}"
+        finished = _load_finished_fold(fold_dir, int(eval_rows.sum())) if config.resume else None
+        if finished is not None:
+            record, probabilities = finished
+            log(f"fold {fold + 1}: already done, kept")
+        else:
+            train_set = ArgumentDataset(arguments[train_rows], template, tokenizer, config.max_length,
+                                        targets[train_rows])
+            eval_set = ArgumentDataset(arguments[eval_rows], template, tokenizer, config.max_length, targets[eval_rows])
+            record, probabilities = train_fold(config, fold, train_set, eval_set, tokenizer, fold_dir, log)
+            _save_finished_fold(fold_dir, record, probabilities)
         oof[eval_rows] = probabilities
         fold_records.append(record)
         log(f"fold {fold + 1}: best epoch {record['best_epoch']}, official F1 at its best threshold "

@@ -28,7 +28,7 @@ def load_tokenizer(model: str):
 
     path = resolve_model_path(model)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise ModelDirError(_load_failure(model, error)) from None
     if not tokenizer.is_fast:
@@ -48,6 +48,8 @@ def load_classifier(model: str, **overrides):
             problem_type="multi_label_classification",
             id2label=dict(enumerate(LABELS)),
             label2id={label: i for i, label in enumerate(LABELS)},
+            use_safetensors=True,  # weights are never unpickled
+            trust_remote_code=False,
             **overrides,
         )
     except (OSError, ValueError) as error:
