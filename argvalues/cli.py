@@ -7,7 +7,7 @@ import click
 from argvalues import __version__
 from export.cli import export
 from scorer.cli import evaluate, predict, score
-from trainer.cli import train
+from trainer.cli import distill, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,10 +17,11 @@ def main() -> None:
 
     \b
     argvalues train ...     fine-tune with conclusion-grouped cross-validation
+    argvalues distill ...   one student model from a fold ensemble's probabilities
     argvalues export RUN    write a self-contained ONNX model directory
     score FILE.tsv          label a TSV corpus with ONNX Runtime (no torch)
     """
 
 
-for command in (train, export, score, evaluate, predict):
+for command in (train, distill, export, score, evaluate, predict):
     main.add_command(command)

@@ -109,6 +109,13 @@ def _rates_on_grid(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarr
     return precision, recall, support > 0
 
 
+def f1_by_global_threshold(y_true: np.ndarray, probabilities: np.ndarray,
+                           grid: np.ndarray = THRESHOLD_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """The official F1 at every global threshold of ``grid``: (grid, f1)."""
+    precision, recall, scored = _rates_on_grid(y_true, probabilities, grid)
+    return grid, _harmonic(precision[:, scored].mean(1), recall[:, scored].mean(1))
+
+
 def tune_global_threshold(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarray = THRESHOLD_GRID):
     """The single threshold that maximises the official F1; returns (threshold, f1)."""
     precision, recall, scored = _rates_on_grid(y_true, probabilities, grid)

@@ -27,6 +27,8 @@ class ScoringConfig:
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     base_model: str = ""
     format_version: int = FORMAT_VERSION
+    #: Extra ONNX variants in the model directory: name -> {"file", "default_ok"} (see argvalues.variants).
+    variants: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.labels != LABELS:

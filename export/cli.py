@@ -15,13 +15,24 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 @click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True,
               help="Largest probability difference allowed between ONNX and PyTorch.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: Optimum's choice).")
+@click.option("--optimize", is_flag=True, help="Also write an O2-optimized graph (Optimum ORTOptimizer: fused "
+                                                "attention, GELU and layer norm).")
+@click.option("--quantize", is_flag=True, help="Also write a dynamic int8 model for this CPU's instruction set "
+                                                "(Optimum ORTQuantizer, per-channel weights).")
+@click.option("--fp16", is_flag=True, help="Also write an fp16 model for the CUDA provider (Optimum O4).")
+@click.option("--ensemble", is_flag=True,
+              help="Export all k fold models of the run as one ONNX model that outputs the mean of their "
+                   "probabilities (thresholds: the run's, chosen out of fold). 'score' works unchanged.")
 @user_errors
-def export(source, output, atol, opset):
+def export(source, output, atol, opset, optimize, quantize, fp16, ensemble):
     """Export a run's best checkpoint (or a checkpoint directory) to a self-contained ONNX model.
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
-    fails and nothing is written.
+    fails and nothing is written. Each variant (--optimize, --quantize, --fp16) is checked the
+    same way, and by the official F1 on those arguments' labels: 'score' picks a variant by
+    default only if its F1 moved by at most 0.005. The manifest records every check.
     """
     from export.onnx import export_model
 
-    export_model(source, output, atol=atol, opset=opset, log=log)
+    chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("fp16", fp16)) if wanted)
+    export_model(source, output, atol=atol, opset=opset, log=log, variants=chosen, ensemble=ensemble)

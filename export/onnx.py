@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from argvalues import __version__
-from argvalues.contract import ARGUMENT_COLUMNS, read_arguments
+from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labels
 from argvalues.errors import ExportParityError, ModelDirError
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import SCORING_CONFIG_NAME, ScoringConfig
+from argvalues.variants import VARIANT_FILES
 
 MANIFEST_NAME = "manifest.json"
 DEFAULT_OUTPUT = "argvalues-model"
@@ -86,22 +87,44 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+PARITY_LABELS_NAME = "parity-labels.tsv"
+
+
 def parity_arguments(checkpoint: Path) -> pd.DataFrame:
     sample = checkpoint / PARITY_SAMPLE_NAME
     return read_arguments(sample) if sample.is_file() else FALLBACK_ARGUMENTS
 
 
-def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, atol: float) -> dict:
-    """Compare PyTorch and ONNX Runtime probabilities on real arguments; raise beyond ``atol``."""
-    from scorer.model import ScoringModel
+def parity_truth(checkpoint: Path, arguments: pd.DataFrame) -> np.ndarray | None:
+    """The labels of the parity sample, when the run saved them (for the official F1 of each variant)."""
+    path = checkpoint / PARITY_LABELS_NAME
+    if not path.is_file():
+        return None
+    labels = read_labels(path).set_index(ID_COLUMN)
+    if not arguments[ID_COLUMN].isin(labels.index).all():
+        return None
+    return labels.loc[arguments[ID_COLUMN], LABELS].to_numpy()
+
+
+def pytorch_probabilities(checkpoint: Path, arguments: pd.DataFrame) -> np.ndarray:
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
 
     scoring = ScoringConfig.load(checkpoint)
     tokenizer = load_tokenizer(str(checkpoint))
     dataset = ArgumentDataset(arguments, scoring.template, tokenizer, scoring.max_length)
-    torch_probabilities = predict_probabilities(load_classifier(str(checkpoint)), dataset, tokenizer)
-    onnx_probabilities = ScoringModel(model_dir, device="cpu").probabilities(arguments, batch_size=16)
+    return predict_probabilities(load_classifier(str(checkpoint)), dataset, tokenizer)
+
+
+def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, atol: float,
+                 torch_probabilities: np.ndarray | None = None) -> dict:
+    """Compare PyTorch and ONNX Runtime probabilities on real arguments; raise beyond ``atol``."""
+    from scorer.model import ScoringModel
+
+    scoring = ScoringConfig.load(checkpoint)
+    if torch_probabilities is None:
+        torch_probabilities = pytorch_probabilities(checkpoint, arguments)
+    onnx_probabilities = ScoringModel(model_dir, device="cpu", variant="fp32").probabilities(arguments, batch_size=16)
     difference = float(np.abs(torch_probabilities - onnx_probabilities).max())
     thresholds = np.asarray(scoring.thresholds, dtype=np.float32)
     # a label may only flip where PyTorch's probability lies within the tolerance of its threshold
@@ -117,8 +140,40 @@ def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, ato
     return result
 
 
+def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments: pd.DataFrame,
+                   torch_probabilities: np.ndarray, log: Callable[[str], None]) -> dict:
+    """Make each requested variant in ``staging`` and check it against PyTorch fp32 on the parity sample."""
+    from export.variants import MAKERS, compare_with_pytorch
+    from scorer.model import ScoringModel, cuda_usable
+
+    thresholds = np.asarray(ScoringConfig.load(checkpoint).thresholds, dtype=np.float32)
+    truth = parity_truth(checkpoint, arguments)
+    results = {}
+    for name in names:
+        started = time.perf_counter()
+        info = MAKERS[name](staging)
+        info["file"] = VARIANT_FILES[name]
+        device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
+        try:
+            probabilities = ScoringModel(staging, device=device, variant=name).probabilities(arguments, batch_size=16)
+            info.update(checked_on=device, rows=len(arguments),
+                        **compare_with_pytorch(torch_probabilities, probabilities, thresholds, truth))
+        except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
+            info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
+        info["sha256"] = sha256_of(staging / info["file"])
+        info["bytes"] = (staging / info["file"]).stat().st_size
+        info["seconds"] = round(time.perf_counter() - started, 1)
+        results[name] = info
+        drift = f", official F1 {info['f1']:.4f} vs PyTorch {info['f1_pytorch']:.4f}" if "f1" in info else ""
+        log(f"variant {name}: " + (f"largest difference {info['max_abs_difference']:.1e}{drift}, "
+                                   f"{'picked by default' if info['default_ok'] else 'NOT picked by default'}"
+                                   if info.get("checked_on") else f"not checked here ({info['check_error']})"))
+    return results
+
+
 def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: float = DEFAULT_ATOL,
-                 opset: int | None = None, log: Callable[[str], None] = print) -> dict:
+                 opset: int | None = None, log: Callable[[str], None] = print, variants: tuple[str, ...] = (),
+                 ensemble: bool = False) -> dict:
     """Export ``source`` (run or checkpoint) to the model directory ``output``; returns the manifest."""
     checkpoint, run_dir = resolve_checkpoint(source)
     output = Path(output)
@@ -127,7 +182,7 @@ def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: 
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log)
+        manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log, list(variants), ensemble)
         if output.exists():
             shutil.rmtree(output)
         staging.rename(output)
@@ -139,17 +194,63 @@ def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: 
     return manifest
 
 
+def _export_ensemble(checkpoint: Path, run_dir: Path | None, staging: Path, arguments: pd.DataFrame,
+                     opset: int | None, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
+    """Export every fold model and join them into ``staging/model.onnx``; returns the manifest part and
+    PyTorch's mean probabilities on the parity sample."""
+    from optimum.exporters.onnx import main_export
+
+    from export.ensemble import fold_members, member_records, merge_mean_probability, pytorch_mean_probabilities
+
+    if run_dir is None:
+        raise ModelDirError(f"{checkpoint}: --ensemble needs a training run directory (with folds/), not a checkpoint")
+    members = fold_members(run_dir)
+    if len(members) < 2:
+        raise ModelDirError(f"{run_dir}: --ensemble needs at least 2 finished folds, found {len(members)}")
+    member_files = []
+    for fold, member in members:
+        check_safetensors(member)
+        target = staging if not member_files else staging / ".members" / f"fold-{fold}"
+        log(f"exporting fold {fold} ({member}) with Optimum's ONNX exporter")
+        main_export(str(member), output=target, task="text-classification", library_name="transformers",
+                    opset=opset, do_validation=False, local_files_only=True)
+        member_files.append(target / "model.onnx")
+    merged = staging / ".members" / "ensemble.onnx"
+    merge_mean_probability(member_files, merged)
+    merged.replace(staging / "model.onnx")
+    shutil.rmtree(staging / ".members")
+    scoring = ScoringConfig.load(checkpoint)
+    torch_probabilities = pytorch_mean_probabilities([m for _, m in members], arguments, scoring)
+    part = {"members": member_records(run_dir, members, scoring.thresholds), "combine": "mean of probabilities",
+            "thresholds": scoring.thresholds, "threshold_strategy": scoring.threshold_strategy,
+            "thresholds_from": "the run's out-of-fold predictions (each argument scored by the fold model that "
+                               "did not train on it)"}
+    log(f"joined {len(members)} fold models into one ONNX model (mean of their probabilities)")
+    return part, torch_probabilities
+
+
 def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: float, opset: int | None,
-                 log: Callable[[str], None]) -> dict:
+                 log: Callable[[str], None], variants: list[str], ensemble_of_folds: bool = False) -> dict:
     from optimum.exporters.onnx import main_export
 
     check_safetensors(checkpoint)
     started = time.perf_counter()
-    log(f"exporting {checkpoint} with Optimum's ONNX exporter")
-    main_export(str(checkpoint), output=staging, task="text-classification", library_name="transformers",
-                opset=opset, do_validation=False, local_files_only=True)
+    arguments = parity_arguments(checkpoint)
+    ensemble = None
+    if ensemble_of_folds:
+        ensemble, torch_probabilities = _export_ensemble(checkpoint, run_dir, staging, arguments, opset, log)
+    else:
+        log(f"exporting {checkpoint} with Optimum's ONNX exporter")
+        main_export(str(checkpoint), output=staging, task="text-classification", library_name="transformers",
+                    opset=opset, do_validation=False, local_files_only=True)
+        torch_probabilities = pytorch_probabilities(checkpoint, arguments)
     shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
-    parity = check_parity(checkpoint, staging, parity_arguments(checkpoint), atol)
+    parity = check_parity(checkpoint, staging, arguments, atol, torch_probabilities)
+    built = build_variants(variants, checkpoint, staging, arguments, torch_probabilities, log) if variants else {}
+    if built:
+        scoring = ScoringConfig.load(staging)
+        scoring.variants = {name: {"file": info["file"], "default_ok": info["default_ok"]} for name, info in built.items()}
+        scoring.save(staging)
     cv_summary = checkpoint / "cv-summary.json"
     manifest = {
         "format_version": 1,
@@ -160,6 +261,8 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         "onnx": {"file": "model.onnx", "sha256": sha256_of(staging / "model.onnx"),
                  "bytes": (staging / "model.onnx").stat().st_size},
         "parity": parity,
+        "ensemble": ensemble,
+        "variants": built,
         "versions": library_versions(),
         "export_seconds": round(time.perf_counter() - started, 1),
     }

@@ -32,6 +32,10 @@ device_option = click.option(
               help="Output TSV (written atomically). Default: standard output.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Rows read, scored and written at a time; bounds memory.")
+@click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "int8", "fp16"]), default="auto",
+              show_default=True,
+              help="Which ONNX variant of the model to run; auto: the fastest for the device that passed its "
+                   "accuracy check at export (int8 on CPU, fp16 on CUDA, else optimized, else fp32).")
 @click.option("--on-bad-row", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="A row that breaks the contract (wrong field count, not UTF-8, empty Premise or Conclusion, "
                    "unknown Stance, duplicate Argument ID): stop with an error naming file, line and column, or "
@@ -44,8 +48,8 @@ device_option = click.option(
 @click.option("--quiet", is_flag=True, help="No progress and no provider line on stderr.")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
-def score(model_dir, threshold, batch_size, device, probabilities, output, chunk_rows, on_bad_row, rejects, resume,
-          quiet, inputs):
+def score(model_dir, threshold, batch_size, device, probabilities, output, chunk_rows, variant, on_bad_row, rejects,
+          resume, quiet, inputs):
     """Label arguments in ValueEval TSV files (Argument ID, Conclusion, Stance, Premise).
 
     Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
@@ -58,7 +62,7 @@ def score(model_dir, threshold, batch_size, device, probabilities, output, chunk
     7 --resume refused, 130 interrupted, 143 terminated (SIGTERM).
     """
     options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size, device=device,
-                           probabilities=probabilities, chunk_rows=chunk_rows, on_bad_row=on_bad_row,
+                           probabilities=probabilities, chunk_rows=chunk_rows, variant=variant, on_bad_row=on_bad_row,
                            rejects=rejects, resume=resume)
     stats = score_files(list(inputs), output, options, progress=not quiet and sys.stderr.isatty(),
                         log=None if quiet else log)

@@ -17,6 +17,7 @@ import pandas as pd
 from argvalues.contract import ID_COLUMN
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
+from argvalues.variants import FP32, VARIANT_FILES, pick_variant
 
 ONNX_NAME = "model.onnx"
 TOKENIZER_NAME = "tokenizer.json"
@@ -27,6 +28,12 @@ def _cuda_present() -> bool:
     # onnxruntime-gpu lists the CUDA provider even where no GPU or CUDA libraries exist, and
     # trying it then prints a long error; only try where an NVIDIA driver is loaded.
     return Path("/proc/driver/nvidia").exists() or bool(os.environ.get("ARGVALUES_FORCE_CUDA_PROBE"))
+
+
+def cuda_usable() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_present()
 
 
 def _providers_for(device: str) -> list[str]:
@@ -48,19 +55,30 @@ def _providers_for(device: str) -> list[str]:
 class ScoringModel:
     """Tokenizer, template, thresholds and an ONNX Runtime session of one model directory."""
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None):
+    def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
+                 variant: str = "auto"):
         self.model_dir = Path(model_dir)
         if not self.model_dir.is_dir():
             raise ModelDirError(
                 f"model directory {self.model_dir} does not exist; create one with "
                 f"'argvalues export RUN_DIR --output {self.model_dir}' or pass --model"
             )
-        for name in (ONNX_NAME, TOKENIZER_NAME):
+        for name in (TOKENIZER_NAME,):
             if not (self.model_dir / name).is_file():
                 raise ModelDirError(f"{self.model_dir}: missing {name}; re-export the model with 'argvalues export'")
         self.config = ScoringConfig.load(self.model_dir)
+        if variant != "auto" and variant not in VARIANT_FILES:
+            raise ArgvaluesError(f"--variant must be auto or one of {sorted(VARIANT_FILES)}, got {variant!r}")
+        providers = _providers_for(device)
+        self.variant = pick_variant(self.config.variants, providers[0], variant)
+        self.onnx_path = self.model_dir / VARIANT_FILES[self.variant]
+        if not self.onnx_path.is_file():
+            flag = {"optimized": "--optimize", "int8": "--quantize", "fp16": "--fp16"}.get(self.variant, "")
+            raise ModelDirError(f"{self.model_dir}: no {self.variant} variant ({self.onnx_path.name}); "
+                                f"export it with 'argvalues export {flag}'" if flag else
+                                f"{self.model_dir}: missing {self.onnx_path.name}")
         self.tokenizer, self.pad_id = self._load_tokenizer()
-        self.session = self._load_session(device, threads)
+        self.session = self._load_session(providers, threads)
         self.provider = self.session.get_providers()[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._check_outputs()
@@ -97,20 +115,21 @@ class ScoringModel:
                 pad_id = tokenizer.token_to_id(pad_token)
         return tokenizer, pad_id
 
-    def _load_session(self, device: str, threads: int | None):
+    def _load_session(self, providers: list[str], threads: int | None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # one batch at a time: all cores on each operator, none spent on parallel branches
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0)) or 1
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            return ort.InferenceSession(str(self.model_dir / ONNX_NAME), options, providers=_providers_for(device))
-        except ArgvaluesError:
-            raise
+            return ort.InferenceSession(str(self.onnx_path), options, providers=providers)
         except Exception as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelDirError(f"{self.model_dir / ONNX_NAME}: not a loadable ONNX model ({first})") from None
+            raise ModelDirError(f"{self.onnx_path}: not a loadable ONNX model ({first})") from None
 
     def _check_outputs(self) -> None:
         outputs = self.session.get_outputs()
@@ -121,7 +140,7 @@ class ScoringModel:
             )
         missing = {"input_ids", "attention_mask"} - set(self.input_names)
         if missing:
-            raise ModelDirError(f"{self.model_dir / ONNX_NAME}: inputs {sorted(missing)} are missing")
+            raise ModelDirError(f"{self.onnx_path}: inputs {sorted(missing)} are missing")
 
     def encode(self, arguments: pd.DataFrame) -> list:
         text, text_pair = self.config.template.render(arguments)
@@ -134,16 +153,31 @@ class ScoringModel:
         Rows are sorted by token length and batched, each batch padded only to its longest row;
         the results go back to input order.
         """
+        return self.infer(self.prepare(arguments, batch_size))
+
+    def prepare(self, arguments: pd.DataFrame, batch_size: int = 64) -> list[tuple[np.ndarray, dict]]:
+        """Tokenize and build the padded, length-sorted batches (row positions, feeds); no inference.
+
+        Split from :meth:`infer` so a second thread can prepare the next chunk while this one runs.
+        """
         encodings = self.encode(arguments)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(encodings), len(self.labels)), dtype=np.float32)
+        batches = []
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            out[rows] = self._run([encodings[i] for i in rows], int(lengths[rows].max()))
+            batches.append((rows, self._feeds([encodings[i] for i in rows], int(lengths[rows].max()))))
+        return batches
+
+    def infer(self, batches: list[tuple[np.ndarray, dict]]) -> np.ndarray:
+        rows = sum(len(positions) for positions, _ in batches)
+        out = np.empty((rows, len(self.labels)), dtype=np.float32)
+        for positions, feeds in batches:
+            logits = self.session.run(None, feeds)[0].astype(np.float32)
+            out[positions] = 1.0 / (1.0 + np.exp(-logits))
         return out
 
-    def _run(self, encodings: list, width: int) -> np.ndarray:
+    def _feeds(self, encodings: list, width: int) -> dict:
         n = len(encodings)
         feeds = {
             "input_ids": np.full((n, width), self.pad_id, dtype=np.int64),
@@ -157,5 +191,4 @@ class ScoringModel:
             feeds["attention_mask"][row, :length] = 1
             if "token_type_ids" in feeds:
                 feeds["token_type_ids"][row, :length] = encoding.type_ids
-        logits = self.session.run(None, feeds)[0].astype(np.float32)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return feeds

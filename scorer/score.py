@@ -25,7 +25,7 @@ from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECT_COLUMNS, ON_BAD_ROW, Reject, SeenIds
 from scorer.journal import Journal, Progress, sha256_of
-from scorer.model import ONNX_NAME, TOKENIZER_NAME, ScoringModel
+from scorer.model import TOKENIZER_NAME, ScoringModel
 
 DEFAULT_MODEL_DIR = "argvalues-model"
 MODEL_ENV = "ARGVALUES_MODEL"
@@ -45,6 +45,8 @@ class ScoreOptions:
     probabilities: bool = False
     chunk_rows: int = 8192
     threads: int | None = None
+    variant: str = "auto"
+    prefetch: bool | None = None  # None: on from 4 cores up
     on_bad_row: str = "fail"
     rejects: str | None = None
     resume: bool = False
@@ -59,10 +61,10 @@ class ScoreOptions:
         if self.on_bad_row not in ON_BAD_ROW:
             raise ArgvaluesError(f"--on-bad-row must be one of {ON_BAD_ROW}, got {self.on_bad_row!r}")
 
-    def output_shaping(self, provider: str) -> dict:
+    def output_shaping(self, provider: str, variant: str) -> dict:
         """What decides the output bytes: a resumed run must agree on all of it."""
         keys = ("threshold", "batch_size", "probabilities", "chunk_rows", "on_bad_row")
-        return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider}
+        return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider, "variant": variant}
 
 
 @dataclass
@@ -81,10 +83,10 @@ class ScoreStats:
         return scored / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _frame_text(model: ScoringModel, frame: pd.DataFrame, options: ScoreOptions) -> str:
+def _frame_text(model: ScoringModel, frame: pd.DataFrame, prepared, options: ScoreOptions) -> str:
     if frame.empty:
         return ""
-    probabilities = model.probabilities(frame, options.batch_size)
+    probabilities = model.infer(prepared)
     thresholds = model.thresholds if options.threshold is None else np.float32(options.threshold)
     values = probabilities if options.probabilities else apply_thresholds(probabilities, thresholds)
     out = pd.DataFrame(values, columns=model.labels)
@@ -96,13 +98,51 @@ def _header(labels: list[str]) -> str:
     return "\t".join([ID_COLUMN] + labels) + "\n"
 
 
-def _chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions) -> Iterator[tuple[int, int, object]]:
-    """(input index, chunk index within it, chunk) for every chunk of every input."""
+def _chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
+            done: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, int, object, object]]:
+    """(input index, chunk index within it, chunk, prepared batches) for every chunk of every input.
+
+    Chunks before ``done`` (already written by an interrupted run) are read, to check IDs across
+    chunks, but not tokenized.
+    """
     seen = SeenIds()  # IDs must be unique across all inputs of a run
     for index, source in enumerate(inputs):
         rows = argument_rows(source, model.required_columns, options.on_bad_row, seen)
         for number, chunk in enumerate(rows.chunks(options.chunk_rows)):
-            yield index, number, chunk
+            ready = (index, number) >= done and not chunk.frame.empty
+            yield index, number, chunk, model.prepare(chunk.frame, options.batch_size) if ready else None
+
+
+_END = object()
+
+
+def _one_ahead(items: Iterator) -> Iterator:
+    """Produce the next item in a second thread while the caller works on this one.
+
+    Reading and tokenizing the next chunk then overlaps with inference on this one (ONNX Runtime
+    and tokenizers both release the GIL). Worth it only with cores to spare: on 2 cores it
+    measured slower, so :func:`prefetch_default` turns it on from 4 cores up.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="argvalues-prefetch") as pool:
+        future = pool.submit(next, items, _END)
+        while True:
+            item = future.result()
+            if item is _END:
+                return
+            future = pool.submit(next, items, _END)
+            yield item
+
+
+def prefetch_default() -> bool:
+    return len(os.sched_getaffinity(0)) >= 4
+
+
+def _work(inputs, model, options, done=(0, 0)) -> Iterator:
+    items = _chunks(inputs, model, options, done)
+    prefetch = prefetch_default() if options.prefetch is None else options.prefetch
+    return _one_ahead(items) if prefetch else items
 
 
 def _progress(enabled: bool):
@@ -132,9 +172,9 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
         raise ArgvaluesError("--resume needs input files: standard input cannot be read again")
     if not to_stdout and Path(output).is_dir():
         raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
-    model = model or ScoringModel(options.model_dir, options.device, options.threads)
+    model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant)
     if log:
-        log(f"scoring with {model.provider} (model {model.model_dir})")
+        log(f"scoring with {model.provider}, {model.variant} variant (model {model.model_dir})")
     started = time.perf_counter()
     with _progress(progress) as bar:
         if to_stdout:
@@ -153,8 +193,8 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
         header = _header(model.labels)
         if rejects:
             rejects.write("\t".join(REJECT_COLUMNS) + "\n")
-        for _, _, chunk in _chunks(inputs, model, options):
-            handle.write(header + _frame_text(model, chunk.frame, options))
+        for _, _, chunk, prepared in _work(inputs, model, options):
+            handle.write(header + _frame_text(model, chunk.frame, prepared, options))
             handle.flush()
             header = ""
             _count_rejects(stats, chunk.rejects, rejects)
@@ -187,8 +227,9 @@ def run_fingerprint(inputs: list[str], model: ScoringModel, options: ScoreOption
         "inputs": [{"path": str(Path(p).resolve()), "bytes": Path(p).stat().st_size, "sha256": sha256_of(Path(p))}
                    for p in inputs],
         "model": {name: sha256_of(model.model_dir / name)
-                  for name in (ONNX_NAME, TOKENIZER_NAME, "argvalues.json") if (model.model_dir / name).is_file()},
-        "options": options.output_shaping(model.provider),
+                  for name in (model.onnx_path.name, TOKENIZER_NAME, "argvalues.json")
+                  if (model.model_dir / name).is_file()},
+        "options": options.output_shaping(model.provider, model.variant),
     }
 
 
@@ -231,10 +272,10 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                 done.rejects_bytes = rejects.tell() if rejects else 0
                 journal.save(done)
             bar.update(done.rows)
-            for index, number, chunk in _chunks(inputs, model, options):
+            for index, number, chunk, prepared in _work(inputs, model, options, (done.input, done.chunks)):
                 if (index, number) < (done.input, done.chunks):
                     continue  # finished before the crash; read again only to check IDs across chunks
-                output.write(_frame_text(model, chunk.frame, options).encode())
+                output.write(_frame_text(model, chunk.frame, prepared, options).encode())
                 _count_rejects(stats, chunk.rejects, rejects)
                 for handle in (output, rejects):
                     if handle is not None:

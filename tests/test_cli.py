@@ -9,7 +9,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", ["train", "export", "score", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["train", "distill", "export", "score", "evaluate", "predict"])
 def test_every_command_explains_itself(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output and len(result.output.splitlines()) > 5

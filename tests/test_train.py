@@ -87,6 +87,15 @@ def test_markdown_report_is_readable(tiny_run):
     assert any("grouped by conclusion" in m for m in messages)
 
 
+def test_report_links_its_plots(tiny_run):
+    run_dir, report, _ = tiny_run
+    text = (run_dir / "cv-report.md").read_text()
+    assert set(report["plots"]) == {"per-label", "threshold", "folds"}
+    for name in report["plots"].values():
+        assert f"]({name})" in text
+        assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ArgvaluesError, match="--folds must be at least 1"):
         TrainConfig(arguments="a", labels="l", output="o", folds=0)

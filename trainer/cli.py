@@ -48,3 +48,34 @@ def train(**options):
     from trainer.cv import run_cross_validation
 
     run_cross_validation(TrainConfig(**options), log=log)
+
+
+@click.command()
+@click.option("--run", required=True, type=click.Path(file_okay=False), help="A finished 'argvalues train' run.")
+@click.option("--arguments", required=True, type=click.Path(dir_okay=False),
+              help="That run's training arguments (their out-of-fold probabilities are the targets).")
+@click.option("--teacher", type=click.Path(file_okay=False),
+              help="The run exported with 'argvalues export --ensemble': labels the --unlabelled arguments.")
+@click.option("--unlabelled", multiple=True, type=click.Path(dir_okay=False),
+              help="Unlabelled argument TSVs to learn the teacher's probabilities on (repeatable).")
+@click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
+@click.option("--validation-labels", type=click.Path(dir_okay=False), help="Official validation labels.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="The student's base model.")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
+              help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
+@user_errors
+def distill(**options):
+    """Train one student model on a fold ensemble's probabilities.
+
+    Keeps most of the ensemble's quality at one model's scoring cost. Targets: the run's
+    out-of-fold probabilities for its training arguments, plus the teacher's probabilities for
+    any --unlabelled arguments.
+    """
+    from trainer.distill import DistillConfig, run_distillation
+
+    options["unlabelled"] = list(options["unlabelled"])
+    run_distillation(DistillConfig(**options), log=log)

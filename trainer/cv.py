@@ -32,7 +32,8 @@ from trainer.modeling import load_classifier, load_tokenizer
 from trainer.report import summarise_folds, write_reports
 
 PARITY_SAMPLE_NAME = "parity-sample.tsv"
-PARITY_SAMPLE_ROWS = 64
+PARITY_SAMPLE_ROWS = 256
+PARITY_LABELS_NAME = "parity-labels.tsv"
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -274,6 +275,9 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     scoring.save(best_dir)
     best_rows = np.flatnonzero(fold_of_row == best["fold"])[:PARITY_SAMPLE_ROWS]
     arguments.iloc[best_rows][ARGUMENT_COLUMNS].to_csv(best_dir / PARITY_SAMPLE_NAME, sep="\t", index=False)
+    parity_labels = pd.DataFrame(targets[best_rows].astype(int), columns=LABELS)
+    parity_labels.insert(0, ID_COLUMN, arguments[ID_COLUMN].iloc[best_rows].to_numpy())
+    parity_labels.to_csv(best_dir / PARITY_LABELS_NAME, sep="\t", index=False)
     _write_probabilities(out / "oof-probabilities.tsv", arguments.loc[held, ID_COLUMN], oof[held],
                          {"fold": fold_of_row[held]})
 
@@ -294,6 +298,9 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
                                                    out / "validation-probabilities.tsv")
         log(f"validation ({config.validation_arguments}): official F1 {report['validation']['f1']:.4f} "
             f"with the {scoring.threshold_strategy} thresholds chosen out of fold")
+    from trainer.plots import write_plots
+
+    report["plots"] = write_plots(report, oof[held], targets[held], out)
     report["seconds"] = round(time.perf_counter() - started, 1)
     write_reports(report, out)
     (best_dir / "cv-summary.json").write_text(json.dumps(

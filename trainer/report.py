@@ -88,6 +88,11 @@ def render_markdown(report: dict) -> str:
             f"ROC-AUC {validation['roc_auc']:.4f}, subset accuracy {validation['subset_accuracy']:.4f}; "
             f"at threshold 0.5: official F1 {validation['at_0.5']['f1']:.4f}.",
         ]
+    if report.get("plots"):
+        lines += ["", "## Plots", ""]
+        captions = {"per-label": "Per-label F1 beside label frequency", "threshold": "Official F1 against a global "
+                    "threshold", "folds": "Spread over folds"}
+        lines += [f"![{captions.get(kind, kind)}]({name})" for kind, name in report["plots"].items()]
     lines += ["", "## Per label (out of fold, chosen thresholds)", ""]
     header = "| label | positives | threshold | P | R | F1 | TN | FP | FN | TP |"
     if validation:

