@@ -126,3 +126,15 @@ def test_template_with_unknown_field_is_rejected():
 def test_stdin_like_stream(tmp_path):
     stream = io.BytesIO(f"{HEADER}\nA1\tc\tagainst\tp\n".encode())
     assert len(list(iter_argument_chunks(stream))[0]) == 1
+
+
+def test_seen_ids_finds_every_duplicate_across_merges():
+    import random
+
+    from argvalues.rows import SeenIds
+
+    seen, reference, rng = SeenIds(), set(), random.Random(7)
+    for _ in range(50_000):  # several in-place merges of 8192 pending hashes each
+        identifier = f"arg-{rng.randrange(30_000)}"
+        assert seen.add(identifier) == (identifier not in reference)
+        reference.add(identifier)
