@@ -147,13 +147,18 @@ def tune_label_thresholds(
     return thresholds, official_scores(y_true, apply_thresholds(probabilities, thresholds)).f1
 
 
-def choose_thresholds(y_true: np.ndarray, probabilities: np.ndarray, partition: np.ndarray) -> dict:
+THRESHOLD_STRATEGIES = ("auto", "global", "per-label")
+
+
+def choose_thresholds(y_true: np.ndarray, probabilities: np.ndarray, partition: np.ndarray,
+                      strategy: str = "auto") -> dict:
     """Pick ``global`` or ``per-label`` thresholds from out-of-fold predictions.
 
     Tuned thresholds always look best on the rows they were tuned on, and per-label ones more so.
     So each strategy is cross-fitted over ``partition`` (tuned on the other parts, applied to the
     held-out part) and the strategy with the higher cross-fitted F1 wins; its final thresholds are
-    then tuned on all rows.
+    then tuned on all rows. ``strategy`` 'global' or 'per-label' forces one (the cross-fitted
+    scores are still reported).
     """
     parts = np.unique(partition)
     if len(parts) < 2:
@@ -167,7 +172,8 @@ def choose_thresholds(y_true: np.ndarray, probabilities: np.ndarray, partition: 
         crossfit["global"][held] = apply_thresholds(probabilities[held], t_global)
         crossfit["per-label"][held] = apply_thresholds(probabilities[held], t_label)
     scores = {name: official_scores(y_true, pred).f1 for name, pred in crossfit.items()}
-    strategy = "per-label" if scores["per-label"] > scores["global"] else "global"
+    if strategy == "auto":
+        strategy = "per-label" if scores["per-label"] > scores["global"] else "global"
     if strategy == "global":
         value, tuned_f1 = tune_global_threshold(y_true, probabilities)
         thresholds = np.full(probabilities.shape[1], value)

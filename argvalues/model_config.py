@@ -29,6 +29,8 @@ class ScoringConfig:
     format_version: int = FORMAT_VERSION
     #: Extra ONNX variants in the model directory: name -> {"file", "default_ok"} (see argvalues.variants).
     variants: dict = field(default_factory=dict)
+    #: The training recipe that produced the model (template, loss, lr, epochs, ...), for the record.
+    recipe: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.labels != LABELS:

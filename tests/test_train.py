@@ -167,3 +167,38 @@ def test_resume_refuses_a_run_with_other_options(tmp_path):
 
     with pytest.raises(ResumeError, match=r"cannot resume .*run: lr was 0.0001, now 0.001"):
         run_cross_validation(TrainConfig(resume=True, lr=1e-3, **common), log=lambda _: None)
+
+
+@pytest.mark.parametrize("loss", ["bce-pos-weight", "focal"])
+def test_recipe_options_train_and_are_recorded(tmp_path, loss):
+    base = make_base_model("bert", tmp_path / "base")
+    config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
+                         output=str(tmp_path / "run"), model=str(base), folds=2, epochs=3, batch_size=8,
+                         max_length=48, lr=1e-3, loss=loss, early_stopping=1, thresholds="global")
+    report = run_cross_validation(config, log=lambda _: None)
+    assert report["thresholds"]["strategy"] == "global"
+    assert len(set(report["thresholds"]["thresholds"])) == 1
+    recipe = json.loads((tmp_path / "run" / "best" / "argvalues.json").read_text())["recipe"]
+    assert recipe["loss"] == loss and recipe["early_stopping"] == 1 and recipe["thresholds"] == "global"
+    assert all(1 <= len(fold["epochs"]) <= 3 for fold in report["folds"])
+
+
+def test_losses_weight_and_focus_as_documented():
+    import torch
+
+    from trainer.losses import positive_weights, trainer_class
+
+    targets = np.zeros((100, 3), dtype=np.float32)
+    targets[:1, 0], targets[:50, 1], targets[:, 2] = 1, 1, 1
+    weights = positive_weights(targets)
+    assert weights[0] == pytest.approx(np.sqrt(99)) and weights[1] == 1.0 and weights[2] == 1.0
+
+    class Model(torch.nn.Module):
+        def forward(self, logits):
+            return type("Out", (), {"logits": logits})()
+
+    logits = torch.tensor([[4.0, -4.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0, 1.0]])
+    focal = trainer_class("focal").compute_loss(None, Model(), {"logits": logits, "labels": labels.clone()})
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    assert 0 < focal < bce  # confident, correct predictions count for less

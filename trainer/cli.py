@@ -6,7 +6,8 @@ import click
 
 from argvalues.cli_support import log, user_errors
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
-from trainer.config import DEFAULT_MODEL, TrainConfig
+from argvalues.metrics import THRESHOLD_STRATEGIES
+from trainer.config import DEFAULT_MODEL, LOSSES, TrainConfig
 
 DEFAULTS = TrainConfig(arguments="", labels="", output="")
 
@@ -30,6 +31,14 @@ DEFAULTS = TrainConfig(arguments="", labels="", output="")
 @click.option("--max-length", type=int, default=DEFAULTS.max_length, show_default=True,
               help="Tokens per argument; longer ones are truncated (batches are padded dynamically).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default=DEFAULTS.loss, show_default=True,
+              help="bce; bce-pos-weight (positives weighted by sqrt(neg/pos) per label); focal (gamma 2).")
+@click.option("--early-stopping", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
+              help="Stop a fold after this many epochs without a better official F1 (default: run all epochs).")
+@click.option("--thresholds", type=click.Choice(list(THRESHOLD_STRATEGIES)), default=DEFAULTS.thresholds,
+              show_default=True,
+              help="Threshold strategy, tuned on out-of-fold predictions: auto picks global or per-label by "
+                   "cross-fitted official F1.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N training arguments.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in OUTPUT: finished folds are kept, the fold in progress goes on "

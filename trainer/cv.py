@@ -33,6 +33,9 @@ from trainer.report import summarise_folds, write_reports
 
 PARITY_SAMPLE_NAME = "parity-sample.tsv"
 PARITY_SAMPLE_ROWS = 256
+#: The training choices a model directory records (argvalues.json "recipe").
+RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
+               "max_length", "seed", "loss", "early_stopping", "thresholds")
 PARITY_LABELS_NAME = "parity-labels.tsv"
 
 
@@ -92,7 +95,9 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
     Returns the fold's record (per-epoch metrics) and its held-out probabilities. With
     ``config.resume`` it continues from the fold's last epoch checkpoint, if there is one.
     """
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
+
+    from trainer.losses import positive_weights, trainer_class
 
     checkpoints = fold_dir / "checkpoints"
     epochs_file = fold_dir / "epochs.json"
@@ -122,7 +127,11 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         return {"f1_tuned": f1_tuned, "f1": at_half["f1"], "micro_f1": at_half["micro_f1"],
                 "roc_auc": at_half["roc_auc"]}
 
-    trainer = Trainer(
+    callbacks = fold_callbacks(fold)
+    if config.early_stopping:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping))
+    pos_weight = positive_weights(np.asarray(train_set.targets)) if config.loss == "bce-pos-weight" else None
+    trainer = trainer_class(config.loss, pos_weight)(
         model=model,
         args=_training_arguments(config, checkpoints),
         train_dataset=train_set,
@@ -130,7 +139,7 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        callbacks=fold_callbacks(fold),
+        callbacks=callbacks,
     )
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -253,7 +262,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
 
     held = ~np.isnan(oof[:, 0])
     partition = crossfit_partition(fold_of_row, held, groups, config.seed)
-    threshold_choice = choose_thresholds(targets[held], oof[held], partition)
+    threshold_choice = choose_thresholds(targets[held], oof[held], partition, config.thresholds)
     thresholds = np.asarray(threshold_choice["thresholds"])
     for record in fold_records:
         rows = fold_of_row == record["fold"]
@@ -271,6 +280,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
         template=template,
         max_length=config.max_length,
         base_model=config.model,
+        recipe={key: config.to_dict()[key] for key in RECIPE_KEYS},
     )
     scoring.save(best_dir)
     best_rows = np.flatnonzero(fold_of_row == best["fold"])[:PARITY_SAMPLE_ROWS]
