@@ -165,3 +165,26 @@ def test_variant_preference_by_provider():
     assert pick_variant(every, "CUDAExecutionProvider") == "fp16"
     assert pick_variant({**every, "fp16": {"default_ok": False}}, "CUDAExecutionProvider") == "optimized"
     assert pick_variant({}, "CUDAExecutionProvider") == "fp32"
+
+
+def test_int8_labels_do_not_depend_on_the_batch(with_variants):
+    from scorer.model import ScoringModel
+
+    _, model_dir, _ = with_variants
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    model = ScoringModel(model_dir, device="cpu", variant="int8")
+    results = [model.probabilities(arguments, batch_size) for batch_size in (1, 5, 64)]
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+    single = np.concatenate([model.probabilities(arguments.iloc[[i]]) for i in range(len(arguments))])
+    assert np.array_equal(results[0], single)
+
+
+def test_io_binding_path_gives_the_same_probabilities(tiny_exported):
+    """The CUDA path's I/O binding, exercised on the CPU provider (all a CPU machine can check)."""
+    from scorer.model import ScoringModel
+
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    model = ScoringModel(tiny_exported, device="cpu")
+    plain = model.probabilities(arguments, batch_size=7)
+    model.io_binding = True
+    np.testing.assert_array_equal(model.probabilities(arguments, batch_size=7), plain)
