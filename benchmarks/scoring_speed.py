@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from argvalues.contract import ID_COLUMN, LABELS, read_arguments, read_labelled_arguments  # noqa: E402
+from argvalues.contract import LABELS, read_labelled_arguments  # noqa: E402
 from argvalues.metrics import apply_thresholds, official_scores  # noqa: E402
 from argvalues.model_config import ScoringConfig  # noqa: E402
 from argvalues.variants import VARIANT_FILES  # noqa: E402

@@ -33,7 +33,7 @@ def merge_mean_probability(member_files: list[Path], output: Path, output_name: 
     members = [onnx.load(str(path)) for path in member_files]
     first = members[0]
     opset = max(entry.version for entry in first.opset_import if entry.domain in ("", "ai.onnx"))
-    nodes, initializers, value_info, member_logits = [], [], [], []
+    nodes, initializers, value_info, member_probabilities = [], [], [], []
     for k, model in enumerate(members):
         graph = compose.add_prefix_graph(model.graph, f"fold{k}_", rename_inputs=False)
         nodes.extend(graph.node)
@@ -42,7 +42,7 @@ def merge_mean_probability(member_files: list[Path], output: Path, output_name: 
         logits = graph.output[0].name
         probability = f"fold{k}_probability"
         nodes.append(helper.make_node("Sigmoid", [logits], [probability], name=f"fold{k}_sigmoid"))
-        member_logits.append(probability)
+        member_probabilities.append(probability)
     k = len(members)
     initializers += [
         helper.make_tensor("ensemble_scale", onnx.TensorProto.FLOAT, [], [1.0 / k]),
@@ -51,7 +51,7 @@ def merge_mean_probability(member_files: list[Path], output: Path, output_name: 
         helper.make_tensor("ensemble_high", onnx.TensorProto.FLOAT, [], [1.0 - EPSILON]),
     ]
     nodes += [
-        helper.make_node("Sum", member_logits, ["ensemble_sum"], name="ensemble_sum"),
+        helper.make_node("Sum", member_probabilities, ["ensemble_sum"], name="ensemble_sum"),
         helper.make_node("Mul", ["ensemble_sum", "ensemble_scale"], ["ensemble_mean"], name="ensemble_mean"),
         helper.make_node("Clip", ["ensemble_mean", "ensemble_low", "ensemble_high"], ["ensemble_p"],
                          name="ensemble_clip"),
@@ -80,7 +80,8 @@ def pytorch_mean_probabilities(checkpoints: list[Path], arguments, scoring) -> n
     return np.mean([predict_probabilities(load_classifier(str(c)), dataset, tokenizer) for c in checkpoints], axis=0)
 
 
-def member_records(run_dir: Path, members: list[tuple[int, Path]], thresholds: list[float]) -> list[dict]:
+def member_records(members: list[tuple[int, Path]]) -> list[dict]:
+    """Each member fold with its checkpoint and best epoch, for the manifest."""
     records = []
     for fold, checkpoint in members:
         record = json.loads((checkpoint.parent / "record.json").read_text())

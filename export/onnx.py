@@ -9,7 +9,6 @@ with the PyTorch one, so a failed export leaves nothing at the output path.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from argvalues import __version__
+from argvalues.digest import sha256_of
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labels
 from argvalues.errors import ExportParityError, ModelDirError
 from argvalues.metrics import apply_thresholds
@@ -77,14 +77,6 @@ def library_versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 PARITY_LABELS_NAME = "parity-labels.tsv"
@@ -221,7 +213,7 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, staging: Path, argu
     shutil.rmtree(staging / ".members")
     scoring = ScoringConfig.load(checkpoint)
     torch_probabilities = pytorch_mean_probabilities([m for _, m in members], arguments, scoring)
-    part = {"members": member_records(run_dir, members, scoring.thresholds), "combine": "mean of probabilities",
+    part = {"members": member_records(members), "combine": "mean of probabilities",
             "thresholds": scoring.thresholds, "threshold_strategy": scoring.threshold_strategy,
             "thresholds_from": "the run's out-of-fold predictions (each argument scored by the fold model that "
                                "did not train on it)"}

@@ -24,7 +24,7 @@ import numpy as np
 
 from argvalues.metrics import apply_thresholds, official_scores
 
-from argvalues.variants import FP32, MAX_F1_DRIFT, VARIANT_FILES  # noqa: F401 (re-exported)
+from argvalues.variants import FP32, MAX_F1_DRIFT, VARIANT_FILES
 
 
 def cpu_flags() -> set[str]:

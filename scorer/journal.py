@@ -13,7 +13,6 @@ output; resuming with any of them changed is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -22,14 +21,6 @@ from pathlib import Path
 from argvalues.errors import ResumeError
 
 JOURNAL_VERSION = 1
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fsync_directory(directory: Path) -> None:

@@ -17,9 +17,8 @@ import pandas as pd
 from argvalues.contract import ID_COLUMN
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import FP32, VARIANT_FILES, pick_variant
+from argvalues.variants import VARIANT_FILES, pick_variant
 
-ONNX_NAME = "model.onnx"
 TOKENIZER_NAME = "tokenizer.json"
 DEVICES = ("auto", "cpu", "cuda")
 

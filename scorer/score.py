@@ -9,6 +9,7 @@ fail``) or are counted and written to a rejects file (``skip``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -24,7 +25,8 @@ from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECT_COLUMNS, ON_BAD_ROW, Reject, SeenIds
-from scorer.journal import Journal, Progress, sha256_of
+from argvalues.digest import sha256_of
+from scorer.journal import Journal, Progress
 from scorer.model import TOKENIZER_NAME, ScoringModel
 
 DEFAULT_MODEL_DIR = "argvalues-model"
@@ -187,12 +189,12 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
 
 def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats:
     stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider)
-    rejects = open(options.rejects, "w", encoding="utf-8") if options.rejects else None
+    rejects = open(options.rejects, "wb") if options.rejects else None
     try:
         # The header goes out with the first scored chunk, so input that fails at once writes nothing.
         header = _header(model.labels)
         if rejects:
-            rejects.write("\t".join(REJECT_COLUMNS) + "\n")
+            rejects.write(("\t".join(REJECT_COLUMNS) + "\n").encode())
         for _, _, chunk, prepared in _work(inputs, model, options):
             handle.write(header + _frame_text(model, chunk.frame, prepared, options))
             handle.flush()
@@ -211,14 +213,12 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
     return stats
 
 
-def _count_rejects(stats: ScoreStats, rejects: list[Reject], handle: IO | None) -> int:
+def _count_rejects(stats: ScoreStats, rejects: list[Reject], handle: IO[bytes] | None) -> None:
+    """Count ``rejects``, keep the first five for the summary, append them to the rejects file."""
     stats.rejected += len(rejects)
     stats.first_rejects.extend(rejects[: max(0, 5 - len(stats.first_rejects))])
-    text = "".join(r.tsv_line() for r in rejects)
-    if handle is not None and text:
-        data = text.encode() if "b" in getattr(handle, "mode", "") else text
-        handle.write(data)
-    return len(text.encode())
+    if handle is not None and rejects:
+        handle.write("".join(r.tsv_line() for r in rejects).encode())
 
 
 def run_fingerprint(inputs: list[str], model: ScoringModel, options: ScoreOptions) -> dict:
@@ -266,8 +266,8 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
         output = _open_partial(journal.partial, done.output_bytes, _header(model.labels))
         rejects = (_open_partial(journal.rejects_partial, done.rejects_bytes, "\t".join(REJECT_COLUMNS) + "\n")
                    if journal.rejects_partial else None)
-        with output, (rejects or _nothing()):
-            if not options.resume or done.output_bytes == 0:
+        with output, (rejects or contextlib.nullcontext()):
+            if done.output_bytes == 0:  # a fresh start: record the header as the first progress
                 done.output_bytes = output.tell()
                 done.rejects_bytes = rejects.tell() if rejects else 0
                 journal.save(done)
@@ -288,7 +288,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                 journal.save(done)
                 bar.update(len(chunk.frame))
         journal.finish(done)
-    except (DataError, ArgvaluesError) as error:
+    except ArgvaluesError as error:
         if isinstance(error, Interrupted):
             raise
         journal.discard()  # the same input would fail the same way: nothing worth resuming
@@ -301,14 +301,6 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
         raise OutputError(f"cannot write {journal.partial}: {error.strerror or error}; nothing is at {target}. "
                           f"{stats.rows} rows are kept: free space and rerun with --resume to continue") from None
     return stats
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _open_partial(path: Path, keep_bytes: int, header: str):

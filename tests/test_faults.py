@@ -1,7 +1,6 @@
 """Injected faults: kill -9 at random points, SIGTERM, Ctrl-C, a full disk, changed inputs on resume."""
 
 import json
-import os
 import random
 import resource
 import shutil

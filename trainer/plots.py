@@ -24,7 +24,6 @@ def write_plots(report: dict, oof: np.ndarray, targets: np.ndarray, out: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = {}
     per_label = report["out_of_fold"]["at_chosen_thresholds"]["per_label"]
     frequency = targets.mean(0)
     figure, axis = plt.subplots(figsize=(10, 5.5))
@@ -38,10 +37,7 @@ def write_plots(report: dict, oof: np.ndarray, targets: np.ndarray, out: Path) -
     axis.set_ylim(0, 1)
     axis.set_title("Per-label F1 at the chosen thresholds, beside label frequency")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out / PLOTS["per-label"], dpi=110)
-    plt.close(figure)
-    written["per-label"] = PLOTS["per-label"]
+    _save(figure, out / PLOTS["per-label"])
 
     grid, f1 = f1_by_global_threshold(targets, oof)
     figure, axis = plt.subplots(figsize=(6.5, 4))
@@ -55,10 +51,7 @@ def write_plots(report: dict, oof: np.ndarray, targets: np.ndarray, out: Path) -
     axis.set_ylabel("official F1")
     axis.set_title("Official F1 against a global threshold")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out / PLOTS["threshold"], dpi=110)
-    plt.close(figure)
-    written["threshold"] = PLOTS["threshold"]
+    _save(figure, out / PLOTS["threshold"])
 
     metrics = [("precision", "macro P"), ("recall", "macro R"), ("f1", "official F1"), ("micro_f1", "micro F1"),
                ("roc_auc", "ROC-AUC")]
@@ -70,8 +63,13 @@ def write_plots(report: dict, oof: np.ndarray, targets: np.ndarray, out: Path) -
     axis.set_xticks(range(len(metrics)), [name for _, name in metrics])
     axis.set_ylim(0, 1)
     axis.set_title(f"Spread over {len(report['folds'])} fold(s) (dots: folds, bar: mean)")
+    _save(figure, out / PLOTS["folds"])
+    return dict(PLOTS)
+
+
+def _save(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    figure.savefig(out / PLOTS["folds"], dpi=110)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
-    written["folds"] = PLOTS["folds"]
-    return written
