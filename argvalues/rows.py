@@ -43,6 +43,11 @@ class Reject:
     reason: str
     raw: str
 
+    def message(self) -> str:
+        """The one-line error ``--on-bad-row fail`` stops with."""
+        column = f": column '{self.column}'" if self.column else ""
+        return f"{self.file}: line {self.line}{column}: {self.reason}"
+
     def tsv_line(self) -> str:
         row = self.raw.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
         return "\t".join([self.file, str(self.line), self.column, self.reason, row]) + "\n"
@@ -50,10 +55,12 @@ class Reject:
 
 @dataclass
 class Chunk:
-    """Good rows (a frame of the required columns) and the rejects met since the last chunk."""
+    """Good rows (a frame of the required columns), their line numbers, and the rejects met since
+    the last chunk."""
 
     frame: pd.DataFrame
     rejects: list[Reject] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
 
 
 class SeenIds:
@@ -201,6 +208,7 @@ class ArgumentRows:
             positions = self._header(next(lines, None))
             line = 1
             good: list[list[str]] = []
+            good_lines: list[int] = []
             rejects: list[Reject] = []
             for raw in lines:
                 line += 1
@@ -210,16 +218,16 @@ class ArgumentRows:
                 values, reject = self._check(raw, line, positions)
                 if reject is not None:
                     if self.on_bad_row == "fail":
-                        column = f": column '{reject.column}'" if reject.column else ""
-                        raise DataError(f"{name}: line {line}{column}: {reject.reason}")
+                        raise DataError(reject.message())
                     rejects.append(reject)
                     continue
                 good.append(values)
+                good_lines.append(line)
                 if len(good) == chunk_rows:
-                    yield Chunk(pd.DataFrame(good, columns=self.required), rejects)
-                    good, rejects = [], []
+                    yield Chunk(pd.DataFrame(good, columns=self.required), rejects, good_lines)
+                    good, good_lines, rejects = [], [], []
             if good or rejects:
-                yield Chunk(pd.DataFrame(good, columns=self.required), rejects)
+                yield Chunk(pd.DataFrame(good, columns=self.required), rejects, good_lines)
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
             raise DataError(f"{name}: after line {line}: the compressed file is truncated or corrupt ({error})") from None
         except OSError as error:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from argvalues.cli_support import log, user_errors
+from argvalues.errors import ArgvaluesError
 from scorer.score import MODEL_ENV, ScoreOptions, default_model_dir, score_files
 
 model_option = click.option(
@@ -46,10 +47,23 @@ device_option = click.option(
               help="Continue an interrupted -o run from its last finished chunk (same inputs, model and "
                    "options, else refused); without an unfinished run, start from the beginning.")
 @click.option("--quiet", is_flag=True, help="No progress and no provider line on stderr.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process. ray: Ray Data over a Ray cluster (pip install 'argvalues[ray]'); "
+                   "INPUT may then also be a directory of .tsv/.tsv.gz files or a URI Ray can read (s3://...).")
+@click.option("--address", default=None, metavar="ADDR",
+              help="--engine ray: the Ray cluster to join (e.g. ray://head:10001 or auto); default: start a "
+                   "local Ray instance.")
+@click.option("--num-workers", type=click.IntRange(min=1), default=None,
+              help="--engine ray: scoring actors, each with one ONNX Runtime session.  [default: 1]")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="--engine ray: GPUs each actor asks Ray for; above 0, the actors run on CUDA.  [default: 0]")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="--engine ray: CPUs each actor asks Ray for (its ONNX Runtime threads).  "
+                   "[default: local cores / workers; 1 on a cluster]")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
 def score(model_dir, threshold, batch_size, device, probabilities, output, chunk_rows, variant, on_bad_row, rejects,
-          resume, quiet, inputs):
+          resume, quiet, engine, address, num_workers, gpus_per_worker, cpus_per_worker, inputs):
     """Label arguments in ValueEval TSV files (Argument ID, Conclusion, Stance, Premise).
 
     Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
@@ -64,8 +78,19 @@ def score(model_dir, threshold, batch_size, device, probabilities, output, chunk
     options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size, device=device,
                            probabilities=probabilities, chunk_rows=chunk_rows, variant=variant, on_bad_row=on_bad_row,
                            rejects=rejects, resume=resume)
-    stats = score_files(list(inputs), output, options, progress=not quiet and sys.stderr.isatty(),
-                        log=None if quiet else log)
+    ray_settings = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                        cpus_per_worker=cpus_per_worker)
+    progress = not quiet and sys.stderr.isatty()
+    if engine == "ray":
+        score_with_ray = _ray_engine().score_with_ray
+        ray_options = _ray_engine().RayOptions(**{k: v for k, v in ray_settings.items() if v is not None})
+        stats = score_with_ray(list(inputs), output, options, ray_options, progress=progress,
+                               log=None if quiet else log)
+    else:
+        given = [f"--{name.replace('_', '-')}" for name, value in ray_settings.items() if value is not None]
+        if given:
+            raise ArgvaluesError(f"{', '.join(given)} only apply with --engine ray")
+        stats = score_files(list(inputs), output, options, progress=progress, log=None if quiet else log)
     if not quiet:
         log(f"scored {stats.rows} rows in {stats.seconds:.1f} s ({stats.rows_per_second:.0f} rows/s)")
     if stats.rejected:
@@ -112,6 +137,14 @@ def predict(model_dir, premise, stance, conclusion, device):
     from scorer.predict import predict_one, render_prediction
 
     click.echo(render_prediction(predict_one(ScoringModel(model_dir, device), premise, stance, conclusion)))
+
+
+def _ray_engine():
+    try:
+        from scorer import ray_engine
+    except ImportError as error:
+        raise ArgvaluesError(f"--engine ray needs Ray ({error}); install it with: pip install 'argvalues[ray]'") from None
+    return ray_engine
 
 
 def main() -> None:

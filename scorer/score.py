@@ -85,18 +85,31 @@ class ScoreStats:
         return scored / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _frame_text(model: ScoringModel, frame: pd.DataFrame, prepared, options: ScoreOptions) -> str:
-    if frame.empty:
-        return ""
-    probabilities = model.infer(prepared)
+def output_values(model: ScoringModel, probabilities: np.ndarray, options: ScoreOptions) -> np.ndarray:
+    """What the output holds for these rows: probabilities, or 0/1 at the chosen thresholds."""
+    if options.probabilities:
+        return probabilities
     thresholds = model.thresholds if options.threshold is None else np.float32(options.threshold)
-    values = probabilities if options.probabilities else apply_thresholds(probabilities, thresholds)
-    out = pd.DataFrame(values, columns=model.labels)
-    out.insert(0, ID_COLUMN, frame[ID_COLUMN].to_numpy())
+    return apply_thresholds(probabilities, thresholds)
+
+
+def format_rows(ids, values: np.ndarray, labels: list[str]) -> str:
+    """Output lines (no header) for these IDs and values; both engines write through this."""
+    if len(ids) == 0:
+        return ""
+    out = pd.DataFrame(values, columns=labels)
+    out.insert(0, ID_COLUMN, np.asarray(ids))
     return out.to_csv(sep="\t", index=False, header=False, float_format="%.6f", lineterminator="\n")
 
 
-def _header(labels: list[str]) -> str:
+def _frame_text(model: ScoringModel, frame: pd.DataFrame, prepared, options: ScoreOptions) -> str:
+    if frame.empty:
+        return ""
+    values = output_values(model, model.infer(prepared), options)
+    return format_rows(frame[ID_COLUMN].to_numpy(), values, model.labels)
+
+
+def header_line(labels: list[str]) -> str:
     return "\t".join([ID_COLUMN] + labels) + "\n"
 
 
@@ -192,7 +205,7 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
     rejects = open(options.rejects, "wb") if options.rejects else None
     try:
         # The header goes out with the first scored chunk, so input that fails at once writes nothing.
-        header = _header(model.labels)
+        header = header_line(model.labels)
         if rejects:
             rejects.write(("\t".join(REJECT_COLUMNS) + "\n").encode())
         for _, _, chunk, prepared in _work(inputs, model, options):
@@ -263,7 +276,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
         if options.resume and log:
             log(f"nothing to resume for {target}; starting from the beginning")
     try:
-        output = _open_partial(journal.partial, done.output_bytes, _header(model.labels))
+        output = _open_partial(journal.partial, done.output_bytes, header_line(model.labels))
         rejects = (_open_partial(journal.rejects_partial, done.rejects_bytes, "\t".join(REJECT_COLUMNS) + "\n")
                    if journal.rejects_partial else None)
         with output, (rejects or contextlib.nullcontext()):

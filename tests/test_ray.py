@@ -1,0 +1,185 @@
+"""score --engine ray on a local Ray instance: the same output as the local engine, through a worker's death."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+
+from argvalues.contract import ARGUMENT_COLUMNS
+from argvalues.errors import ArgvaluesError, DataError
+from scorer.score import ScoreOptions, score_files
+from scorer.ray_engine import RayOptions, score_with_ray
+from tiny_models import EXAMPLES
+
+SCORE = [sys.executable, "-c", "from scorer.cli import main; main()"]
+
+
+def write_corpus(path: Path, rows: int, prefix: str = "R", bad_lines: dict | None = None) -> Path:
+    """``rows`` arguments with unique IDs made from the shipped examples; ``bad_lines``: row index -> raw line."""
+    lines = (EXAMPLES / "arguments.tsv").read_text().splitlines()
+    examples = [line.split("\t") for line in lines[1:]]
+    with open(path, "w") as handle:
+        handle.write("\t".join(ARGUMENT_COLUMNS) + "\n")
+        for i in range(rows):
+            if bad_lines and i in bad_lines:
+                handle.write(bad_lines[i] + "\n")
+            example = examples[i % len(examples)]
+            handle.write("\t".join([f"{prefix}{i:05d}", example[1], example[2], f"{example[3]} (case {i})"]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the module (3 logical CPUs: two workers and the reader)."""
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def score_both(model, inputs, tmp_path, chunk_rows=100, workers=2, **option_values):
+    options = ScoreOptions(model_dir=str(model), chunk_rows=chunk_rows, **option_values)
+    local, distributed = tmp_path / "local.tsv", tmp_path / "ray.tsv"
+    local_stats = score_files([str(p) for p in inputs], str(local), options)
+    ray_stats = score_with_ray([str(p) for p in inputs], str(distributed), options, RayOptions(num_workers=workers))
+    return local, distributed, local_stats, ray_stats
+
+
+def test_two_workers_write_exactly_the_local_output(tiny_exported, local_ray, tmp_path):
+    first = write_corpus(tmp_path / "first.tsv", 1500, "A")
+    second = write_corpus(tmp_path / "second.tsv", 730, "B")
+    local, distributed, local_stats, ray_stats = score_both(tiny_exported, [first, second], tmp_path)
+    assert ray_stats.rows == local_stats.rows == 2230
+    assert distributed.read_bytes() == local.read_bytes()
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_probabilities_match_byte_for_byte(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 900)
+    local, distributed, _, _ = score_both(tiny_exported, [corpus], tmp_path, chunk_rows=64, probabilities=True)
+    text = distributed.read_text()
+    assert "." in text.splitlines()[1]  # probabilities, not 0/1
+    assert text == local.read_text()
+
+
+def test_a_directory_is_read_in_file_name_order(tiny_exported, local_ray, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    files = [write_corpus(folder / f"part-{k}.tsv", 120, f"P{k}_") for k in (2, 0, 1)]
+    (folder / "_SUCCESS").write_text("")  # a marker that is not a TSV is left out
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=50)
+    score_files([str(p) for p in sorted(files)], str(tmp_path / "local.tsv"), options)
+    stats = score_with_ray([str(folder)], str(tmp_path / "ray.tsv"), options, RayOptions(num_workers=2))
+    assert stats.rows == 360
+    assert (tmp_path / "ray.tsv").read_bytes() == (tmp_path / "local.tsv").read_bytes()
+
+
+def _scoring_actor_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ScoringActor" in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_worker_killed_mid_run_loses_and_repeats_no_row(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 6000)
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=40)
+    score_files([str(corpus)], str(tmp_path / "local.tsv"), options)
+    killed, workers_after_kill = [], set()
+
+    def kill_one_worker(rows_written):
+        if not killed:
+            pids = _scoring_actor_pids()
+            assert len(pids) == 2, pids
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append((pids, rows_written))
+        else:
+            workers_after_kill.update(_scoring_actor_pids())
+
+    stats = score_with_ray([str(corpus)], str(tmp_path / "ray.tsv"), options, RayOptions(num_workers=2),
+                           after_block=kill_one_worker)
+    before, rows_at_kill = killed[0]
+    assert rows_at_kill <= 3000  # killed in the first half of the run
+    assert before[0] not in workers_after_kill
+    assert workers_after_kill - set(before), "Ray did not start a worker in place of the killed one"
+    assert stats.rows == 6000
+    assert (tmp_path / "ray.tsv").read_bytes() == (tmp_path / "local.tsv").read_bytes()
+
+
+def test_bad_rows_fail_with_the_local_message_and_write_nothing(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 300, bad_lines={120: "X1\tSome conclusion\tsideways\tA premise"})
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=50)
+    with pytest.raises(DataError) as local_error:
+        score_files([str(corpus)], str(tmp_path / "local.tsv"), options)
+    with pytest.raises(DataError) as ray_error:
+        score_with_ray([str(corpus)], str(tmp_path / "ray.tsv"), options, RayOptions(num_workers=2))
+    assert str(ray_error.value) == str(local_error.value)
+    assert "line 122: column 'Stance'" in str(ray_error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.tsv"]
+
+
+def test_skipped_rows_match_the_local_engine(tiny_exported, local_ray, tmp_path):
+    bad = {10: "X1\tc\tsideways\tp", 70: "X2\tc\tagainst", 71: "R00003\tc\tagainst\tp again"}
+    first = write_corpus(tmp_path / "first.tsv", 200, bad_lines=bad)
+    second = write_corpus(tmp_path / "second.tsv", 50, "S")
+    local, distributed, local_stats, ray_stats = score_both(tiny_exported, [first, second], tmp_path,
+                                                            chunk_rows=32, on_bad_row="skip")
+    assert ray_stats.rows == local_stats.rows == 250
+    assert ray_stats.rejected == local_stats.rejected == 3
+    assert distributed.read_bytes() == local.read_bytes()
+    assert Path(f"{distributed}.rejects.tsv").read_text().replace("ray.tsv", "") == \
+        Path(f"{local}.rejects.tsv").read_text().replace("local.tsv", "")
+
+
+def test_a_duplicate_across_inputs_is_caught_by_the_driver(tiny_exported, local_ray, tmp_path):
+    first = write_corpus(tmp_path / "first.tsv", 80)
+    second = write_corpus(tmp_path / "second.tsv", 5)  # the same IDs R00000..R00004 again
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=32)
+    with pytest.raises(DataError, match=r"second.tsv: line 2: column 'Argument ID': duplicate Argument ID 'R00000'"):
+        score_with_ray([str(first), str(second)], str(tmp_path / "ray.tsv"), options, RayOptions(num_workers=2))
+    assert not (tmp_path / "ray.tsv").exists()
+
+
+def test_refusals_name_what_to_do(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 10)
+    options = ScoreOptions(model_dir=str(tiny_exported))
+    with pytest.raises(ArgvaluesError, match="--resume works with the local engine only"):
+        score_with_ray([str(corpus)], str(tmp_path / "o.tsv"), ScoreOptions(model_dir=str(tiny_exported), resume=True),
+                       RayOptions())
+    with pytest.raises(ArgvaluesError, match="not standard input"):
+        score_with_ray(["-"], None, options, RayOptions())
+    with pytest.raises(DataError, match="no such file or directory"):
+        score_with_ray([str(tmp_path / "missing.tsv")], None, options, RayOptions())
+    with pytest.raises(ArgvaluesError, match="need 8 GPU"):
+        score_with_ray([str(corpus)], str(tmp_path / "o.tsv"), options, RayOptions(num_workers=2, gpus_per_worker=4))
+    with pytest.raises(ArgvaluesError):
+        RayOptions(num_workers=0)
+
+
+def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 200)
+    done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", "--num-workers", "2", "--quiet",
+                           str(corpus), "-o", str(tmp_path / "ray.tsv")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    local = subprocess.run([*SCORE, "--model", str(tiny_exported), "--quiet", str(corpus)], capture_output=True,
+                           text=True, timeout=120)
+    assert (tmp_path / "ray.tsv").read_text() == local.stdout
+
+    without_ray = "import sys; sys.modules['ray'] = None; from scorer.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", without_ray, "--model", str(tiny_exported), "--engine", "ray",
+                           str(corpus)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "pip install 'argvalues[ray]'" in done.stderr and "Traceback" not in done.stderr
+
+    done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--num-workers", "2", str(corpus)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "--num-workers only apply with --engine ray" in done.stderr
