@@ -91,7 +91,9 @@ def test_sigterm_and_ctrl_c_leave_nothing_at_the_target_and_resume(tiny_exported
     for signum, code_expected in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         out = tmp_path / f"{signum}" / "scores.tsv"
         out.parent.mkdir()
-        process = start(tiny_exported, corpus, out)
+        # As from a terminal: a shell running this suite in the background hands its children
+        # SIGINT ignored, and Python then keeps ignoring it.
+        process = start(tiny_exported, corpus, out, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while journaled_rows(out) == 0:
             time.sleep(0.02)
         process.send_signal(signum)
