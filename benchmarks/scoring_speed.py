@@ -78,13 +78,13 @@ def ortmodel_method(checkpoint: Path, arguments, scoring, batch_size: int):
     return run
 
 
-def score_method(model_dir: Path, variant: str, source: Path, batch_size: int):
+def score_method(model_dir: Path, variant: str, source: Path, batch_size: int, parallel_calls: int | None = None):
     import pandas as pd
 
     from scorer.model import ScoringModel
     from scorer.score import ScoreOptions, score_files
 
-    model = ScoringModel(model_dir, device="cpu", variant=variant)
+    model = ScoringModel(model_dir, device="cpu", variant=variant, parallel_calls=parallel_calls)
     options = ScoreOptions(model_dir=str(model_dir), probabilities=True, batch_size=batch_size, variant=variant)
 
     def run():
@@ -172,6 +172,9 @@ def main() -> None:
             if (args.model_dir / name).is_file() and variant != "fp16":
                 methods[f"c. score --variant {variant}"] = score_method(args.model_dir, variant, source,
                                                                         args.batch_size)
+        if (args.model_dir / VARIANT_FILES["int8"]).is_file():  # one call at a time, all threads on it (before)
+            methods["c. score --variant int8, calls in turn"] = score_method(args.model_dir, "int8", source,
+                                                                             args.batch_size, parallel_calls=1)
 
         best = {name: float("inf") for name in methods}
         outputs = {}

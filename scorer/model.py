@@ -55,7 +55,7 @@ class ScoringModel:
     """Tokenizer, template, thresholds and an ONNX Runtime session of one model directory."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
-                 variant: str = "auto"):
+                 variant: str = "auto", parallel_calls: int | None = None):
         self.model_dir = Path(model_dir)
         if not self.model_dir.is_dir():
             raise ModelDirError(
@@ -77,12 +77,20 @@ class ScoringModel:
                                 f"export it with 'argvalues export {flag}'" if flag else
                                 f"{self.model_dir}: missing {self.onnx_path.name}")
         self.tokenizer, self.pad_id = self._load_tokenizer()
-        self.session = self._load_session(providers, threads)
         # Dynamic int8 scales activations by each batch's range, so a row's labels would depend on
         # its batch-mates (measured: 190 of 37,920 validation labels changed between batch sizes 64
         # and 16). Run it one row per call: every row then sees only itself, whatever --batch-size
         # or chunking, and no row is padded at all.
         self.rows_per_call = 1 if self.variant == "int8" else None
+        # One row per call keeps few of an operator's threads busy; on the CPU such calls run side
+        # by side instead, one ONNX Runtime thread each (benchmarks/README.md, "Scoring on Ray":
+        # two single-threaded workers beat one two-threaded engine 1.47x on 2 cores).
+        cores = threads or len(os.sched_getaffinity(0)) or 1
+        if parallel_calls is None:
+            parallel_calls = cores if self.rows_per_call and providers[0] == "CPUExecutionProvider" else 1
+        self.parallel_calls = parallel_calls
+        self._pool = None
+        self.session = self._load_session(providers, 1 if self.parallel_calls > 1 else cores)
         self.provider = self.session.get_providers()[0]
         self.io_binding = self.provider == "CUDAExecutionProvider"
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -179,9 +187,16 @@ class ScoringModel:
         rows = sum(len(positions) for positions, _ in batches)
         out = np.empty((rows, len(self.labels)), dtype=np.float32)
         run = self._run_bound if self.io_binding else self._run_plain
-        for positions, feeds in batches:
-            logits = run(feeds).astype(np.float32)
-            out[positions] = 1.0 / (1.0 + np.exp(-logits))
+        if self.parallel_calls > 1 and len(batches) > 1:
+            if self._pool is None:  # ONNX Runtime sessions take concurrent run() calls
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.parallel_calls, thread_name_prefix="argvalues-onnx")
+            results = self._pool.map(lambda batch: run(batch[1]), batches)
+        else:
+            results = (run(feeds) for _, feeds in batches)
+        for (positions, _), logits in zip(batches, results):
+            out[positions] = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
         return out
 
     def _run_plain(self, feeds: dict) -> np.ndarray:

@@ -179,6 +179,19 @@ def test_int8_labels_do_not_depend_on_the_batch(with_variants):
     assert np.array_equal(results[0], single)
 
 
+def test_int8_calls_side_by_side_give_the_same_probabilities(with_variants):
+    from scorer.model import ScoringModel
+
+    _, model_dir, _ = with_variants
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    side_by_side = ScoringModel(model_dir, device="cpu", variant="int8", threads=2)
+    in_turn = ScoringModel(model_dir, device="cpu", variant="int8", threads=2, parallel_calls=1)
+    assert side_by_side.parallel_calls == 2 and in_turn.parallel_calls == 1
+    assert ScoringModel(model_dir, device="cpu", variant="fp32", threads=2).parallel_calls == 1  # batched: no need
+    np.testing.assert_array_equal(side_by_side.probabilities(arguments), in_turn.probabilities(arguments))
+    assert side_by_side._pool is not None  # the calls did go through the thread pool
+
+
 def test_io_binding_path_gives_the_same_probabilities(tiny_exported):
     """The CUDA path's I/O binding, exercised on the CPU provider (all a CPU machine can check)."""
     from scorer.model import ScoringModel
