@@ -167,9 +167,16 @@ def test_resume_refuses_a_run_with_other_options(tmp_path):
 
     with pytest.raises(ResumeError, match=r"cannot resume .*run: lr was 0.0001, now 0.001"):
         run_cross_validation(TrainConfig(resume=True, lr=1e-3, **common), log=lambda _: None)
+    # The threshold strategy acts after training: a finished run re-chooses them without training.
+    messages = []
+    report = run_cross_validation(TrainConfig(resume=True, thresholds="per-label", **common), log=messages.append)
+    assert messages.count("fold 1: already done, kept") == 1 and "fold 2: already done, kept" in messages
+    assert report["thresholds"]["strategy"] == "per-label"
+    assert json.loads((tmp_path / "run" / "run-config.json").read_text())["thresholds"] == "per-label"
+    assert json.loads((tmp_path / "run" / "best" / "argvalues.json").read_text())["recipe"]["thresholds"] == "per-label"
 
 
-@pytest.mark.parametrize("loss", ["bce-pos-weight", "focal"])
+@pytest.mark.parametrize("loss", ["bce", "focal"])
 def test_recipe_options_train_and_are_recorded(tmp_path, loss):
     base = make_base_model("bert", tmp_path / "base")
     config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),

@@ -37,12 +37,15 @@ DEFAULTS = TrainConfig(arguments="", labels="", output="")
               help="Stop a fold after this many epochs without a better official F1 (default: run all epochs).")
 @click.option("--thresholds", type=click.Choice(list(THRESHOLD_STRATEGIES)), default=DEFAULTS.thresholds,
               show_default=True,
-              help="Threshold strategy, tuned on out-of-fold predictions: auto picks global or per-label by "
-                   "cross-fitted official F1.")
+              help="Threshold strategy, tuned on out-of-fold predictions: one global threshold, one per label, "
+                   "or auto (whichever cross-fits better). Per-label thresholds fit one model's out-of-fold "
+                   "predictions closely and carry over badly to new data, ensembles and students. A finished "
+                   "run can be resumed (--resume) with another strategy, without training again.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N training arguments.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in OUTPUT: finished folds are kept, the fold in progress goes on "
-                   "from its last epoch checkpoint. Refused if any other option differs from that run's.")
+                   "from its last epoch checkpoint. Refused if another option that shapes training differs "
+                   "from that run's (--thresholds may change).")
 @click.option("--output", default="argvalues-run", show_default=True, type=click.Path(file_okay=False),
               help="Run directory: cv-report.md/json, folds/, best/.")
 @user_errors
@@ -50,7 +53,7 @@ def train(**options):
     """Fine-tune a BERT-family model with cross-validation grouped by conclusion.
 
     Picks each fold's best epoch by the official F1, tunes thresholds on the out-of-fold
-    predictions (global or per label, whichever cross-fits better), and copies the best fold's
+    predictions (one global threshold by default), and copies the best fold's
     checkpoint to OUTPUT/best, ready for 'argvalues export'. Uses the GPU with mixed precision
     when there is one.
     """

@@ -194,15 +194,16 @@ def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None])
     saved = out / "run-config.json"
     if config.resume and saved.is_file():
         before = json.loads(saved.read_text())
-        changed = sorted(k for k in set(before) | set(config.identity()) if before.get(k) != config.identity().get(k))
+        identity = config.identity()
+        changed = sorted(k for k in set(before) | set(identity) if k != "thresholds" and before.get(k) != identity.get(k))
         if changed:
             raise ResumeError(
-                f"cannot resume {out}: " + ", ".join(f"{k} was {before.get(k)!r}, now {config.identity().get(k)!r}"
+                f"cannot resume {out}: " + ", ".join(f"{k} was {before.get(k)!r}, now {identity.get(k)!r}"
                                                      for k in changed) + "; rerun without --resume to start over")
         log(f"resuming the run in {out}")
     elif config.resume:
         log(f"nothing to resume in {out}; starting from the beginning")
-    _write_json_atomically(saved, config.identity())
+    _write_json_atomically(saved, {**config.identity(), "thresholds": config.thresholds})
 
 
 def _write_probabilities(path: Path, ids: pd.Series, probabilities: np.ndarray, extra: dict | None = None) -> None:
