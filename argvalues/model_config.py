@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from argvalues.contract import LABELS, InputTemplate
+from argvalues.contract import ID_COLUMN, LABELS, InputTemplate
 from argvalues.errors import ModelDirError
 
 SCORING_CONFIG_NAME = "argvalues.json"
@@ -41,6 +41,11 @@ class ScoringConfig:
             raise ModelDirError(f"thresholds must lie in [0, 1], got {self.thresholds}")
         if self.max_length < 8:
             raise ModelDirError(f"max_length must be at least 8, got {self.max_length}")
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The input columns this model reads: the ID and the template's fields."""
+        return [ID_COLUMN] + [f for f in self.template.fields() if f != ID_COLUMN]
 
     def to_dict(self) -> dict:
         data = asdict(self)

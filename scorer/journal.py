@@ -47,6 +47,11 @@ def write_atomically(path: Path, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
+def partial_path(target: Path) -> Path:
+    """Where a file grows before it is renamed to ``target``: hidden, beside it (same filesystem)."""
+    return target.with_name(f".{target.name}.partial")
+
+
 @dataclass
 class Progress:
     input: int = 0  # index of the input being scored
@@ -62,10 +67,10 @@ class Journal:
 
     def __init__(self, target: Path, rejects_target: Path | None, fingerprint: dict):
         self.target = target
-        self.partial = target.with_name(f".{target.name}.partial")
+        self.partial = partial_path(target)
         self.path = target.with_name(f".{target.name}.journal")
         self.rejects_target = rejects_target
-        self.rejects_partial = rejects_target.with_name(f".{rejects_target.name}.partial") if rejects_target else None
+        self.rejects_partial = partial_path(rejects_target) if rejects_target else None
         self.fingerprint = fingerprint
         self.finished = False
 

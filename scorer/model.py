@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ID_COLUMN
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
 from argvalues.variants import VARIANT_FILES, pick_variant
@@ -51,31 +50,45 @@ def _providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def load_model_config(model_dir: Path, variant: str = "auto") -> ScoringConfig:
+    """Check a model directory (and a requested variant's name) and read its scoring config.
+
+    Every file is checked before any row is read (and, for ``--engine ray``, before any worker starts).
+    """
+    if not model_dir.is_dir():
+        raise ModelDirError(
+            f"model directory {model_dir} does not exist; create one with "
+            f"'argvalues export RUN_DIR --output {model_dir}' or pass --model"
+        )
+    if not (model_dir / TOKENIZER_NAME).is_file():
+        raise ModelDirError(f"{model_dir}: missing {TOKENIZER_NAME}; re-export the model with 'argvalues export'")
+    config = ScoringConfig.load(model_dir)
+    if variant != "auto" and variant not in VARIANT_FILES:
+        raise ArgvaluesError(f"--variant must be auto or one of {sorted(VARIANT_FILES)}, got {variant!r}")
+    return config
+
+
+def variant_file(model_dir: Path, config: ScoringConfig, provider: str, variant: str = "auto") -> tuple[str, Path]:
+    """The variant to run on ``provider`` and its ONNX file, which must exist."""
+    variant = pick_variant(config.variants, provider, variant)
+    onnx_path = model_dir / VARIANT_FILES[variant]
+    if not onnx_path.is_file():
+        flag = {"optimized": "--optimize", "int8": "--quantize", "fp16": "--fp16"}.get(variant, "")
+        raise ModelDirError(f"{model_dir}: no {variant} variant ({onnx_path.name}); "
+                            f"export it with 'argvalues export {flag}'" if flag else
+                            f"{model_dir}: missing {onnx_path.name}")
+    return variant, onnx_path
+
+
 class ScoringModel:
     """Tokenizer, template, thresholds and an ONNX Runtime session of one model directory."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
                  variant: str = "auto", parallel_calls: int | None = None):
         self.model_dir = Path(model_dir)
-        if not self.model_dir.is_dir():
-            raise ModelDirError(
-                f"model directory {self.model_dir} does not exist; create one with "
-                f"'argvalues export RUN_DIR --output {self.model_dir}' or pass --model"
-            )
-        for name in (TOKENIZER_NAME,):
-            if not (self.model_dir / name).is_file():
-                raise ModelDirError(f"{self.model_dir}: missing {name}; re-export the model with 'argvalues export'")
-        self.config = ScoringConfig.load(self.model_dir)
-        if variant != "auto" and variant not in VARIANT_FILES:
-            raise ArgvaluesError(f"--variant must be auto or one of {sorted(VARIANT_FILES)}, got {variant!r}")
+        self.config = load_model_config(self.model_dir, variant)
         providers = _providers_for(device)
-        self.variant = pick_variant(self.config.variants, providers[0], variant)
-        self.onnx_path = self.model_dir / VARIANT_FILES[self.variant]
-        if not self.onnx_path.is_file():
-            flag = {"optimized": "--optimize", "int8": "--quantize", "fp16": "--fp16"}.get(self.variant, "")
-            raise ModelDirError(f"{self.model_dir}: no {self.variant} variant ({self.onnx_path.name}); "
-                                f"export it with 'argvalues export {flag}'" if flag else
-                                f"{self.model_dir}: missing {self.onnx_path.name}")
+        self.variant, self.onnx_path = variant_file(self.model_dir, self.config, providers[0], variant)
         self.tokenizer, self.pad_id = self._load_tokenizer()
         # Dynamic int8 scales activations by each batch's range, so a row's labels would depend on
         # its batch-mates (measured: 190 of 37,920 validation labels changed between batch sizes 64
@@ -106,7 +119,7 @@ class ScoringModel:
 
     @property
     def required_columns(self) -> list[str]:
-        return [ID_COLUMN] + [f for f in self.config.template.fields() if f != ID_COLUMN]
+        return self.config.required_columns
 
     def _load_tokenizer(self):
         from tokenizers import Tokenizer

@@ -31,14 +31,12 @@ import ray
 from ray.data.datasource import FileBasedDatasource
 
 from argvalues.contract import ID_COLUMN, argument_rows
-from argvalues.errors import ArgvaluesError, DataError, Interrupted, ModelDirError, OutputError, Terminated, \
-    TerminateSignal
-from argvalues.model_config import ScoringConfig
+from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
 from argvalues.rows import REJECT_COLUMNS, Reject, SeenIds
-from argvalues.variants import VARIANT_FILES, pick_variant
-from scorer.journal import fsync_directory
-from scorer.model import TOKENIZER_NAME
-from scorer.score import ScoreOptions, ScoreStats, format_rows, header_line, output_values
+from scorer.journal import fsync_directory, partial_path
+from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
+from scorer.score import (ScoreOptions, ScoreStats, default_rejects_path, format_rows, header_line, output_values,
+                          record_rejects)
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
 #: File names a directory input contributes (explicitly named files are read whatever their name).
@@ -164,15 +162,10 @@ def _check_inputs(inputs: list[str], options: ScoreOptions) -> None:
             raise DataError(f"{source}: no such file or directory")
 
 
-def _model_files(model_dir: Path, variant: str) -> dict[str, bytes]:
+def _model_files(model_dir: Path, onnx_path: Path) -> dict[str, bytes]:
     """The files one variant of the model needs, read once here and shipped to every worker."""
-    names = [name for name in MODEL_SIDE_FILES if (model_dir / name).is_file()]
-    if TOKENIZER_NAME not in names:
-        raise ModelDirError(f"{model_dir}: missing {TOKENIZER_NAME}; re-export the model with 'argvalues export'")
-    onnx_file = model_dir / VARIANT_FILES[variant]
-    if not onnx_file.is_file():
-        raise ModelDirError(f"{model_dir}: no {variant} variant ({onnx_file.name})")
-    return {name: (model_dir / name).read_bytes() for name in names + [onnx_file.name]}
+    names = [name for name in MODEL_SIDE_FILES if (model_dir / name).is_file()] + [onnx_path.name]
+    return {name: (model_dir / name).read_bytes() for name in names}
 
 
 def _start_ray(ray_options: RayOptions) -> bool:
@@ -226,7 +219,7 @@ class _AtomicOutput:
 
     def __init__(self, target: Path | None, rejects_target: Path | None):
         self.targets = [t for t in (target, rejects_target) if t is not None]
-        self.partials = [t.with_name(f".{t.name}.partial") for t in self.targets]
+        self.partials = [partial_path(t) for t in self.targets]
         self.handles = []
 
     def open(self) -> list:
@@ -262,19 +255,15 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
     if not to_stdout and Path(output).is_dir():
         raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
     model_dir = Path(options.model_dir)
-    if not model_dir.is_dir():
-        raise ModelDirError(f"model directory {model_dir} does not exist; create one with "
-                            f"'argvalues export RUN_DIR --output {model_dir}' or pass --model")
-    config = ScoringConfig.load(model_dir)
+    config = load_model_config(model_dir, options.variant)
     device = "cuda" if ray_options.gpus_per_worker > 0 else "cpu"
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
-    variant = pick_variant(config.variants, provider, options.variant)
-    files = _model_files(model_dir, variant)
-    required = [ID_COLUMN] + [f for f in config.template.fields() if f != ID_COLUMN]
+    variant, onnx_path = variant_file(model_dir, config, provider, options.variant)  # the workers' variant
+    files = _model_files(model_dir, onnx_path)
 
     rejects_target = None
     if options.on_bad_row == "skip" and (options.rejects or not to_stdout):
-        rejects_target = Path(options.rejects or f"{output}.rejects.tsv")
+        rejects_target = Path(options.rejects or default_rejects_path(output))
     writer = _AtomicOutput(None if to_stdout else Path(output), rejects_target)
     started_here = _start_ray(ray_options)
     stats = ScoreStats(rows=0, seconds=0.0, provider=provider, rejects_path=str(rejects_target or "") or None)
@@ -292,7 +281,7 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
                 f"{ray_options.num_workers} worker(s), {ray_options.worker_cpus():g} CPU(s) and "
                 f"{ray_options.gpus_per_worker:g} GPU(s) each, {variant} variant")
         model_files = ray.put(files)  # held here for the whole run: restarted workers fetch it again
-        datasource = ArgumentFiles(inputs, required, options.on_bad_row, options.chunk_rows,
+        datasource = ArgumentFiles(inputs, config.required_columns, options.on_bad_row, options.chunk_rows,
                                    file_extensions=None if all(Path(p).is_file() for p in inputs if "://" not in p)
                                    else list(DIRECTORY_EXTENSIONS))
         scored = ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(
@@ -366,8 +355,5 @@ def _take_rejects(block: pd.DataFrame, seen: SeenIds, on_bad_row: str, stats: Sc
     # The local engine writes rejects in input order: by file (files come in input order), then line.
     file_rank = {name: rank for rank, name in enumerate(dict.fromkeys(block[FILE_COLUMN]))}
     rejects.sort(key=lambda r: (file_rank[r.file], r.line))
-    stats.rejected += len(rejects)
-    stats.first_rejects.extend(rejects[: max(0, 5 - len(stats.first_rejects))])
-    if handle is not None and rejects:
-        handle.write("".join(r.tsv_line() for r in rejects).encode())
+    record_rejects(stats, rejects, handle)
     return keep

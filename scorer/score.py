@@ -212,7 +212,7 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
             handle.write(header + _frame_text(model, chunk.frame, prepared, options))
             handle.flush()
             header = ""
-            _count_rejects(stats, chunk.rejects, rejects)
+            record_rejects(stats, chunk.rejects, rejects)
             stats.rows += len(chunk.frame)
             bar.update(len(chunk.frame))
         handle.write(header)
@@ -226,7 +226,7 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
     return stats
 
 
-def _count_rejects(stats: ScoreStats, rejects: list[Reject], handle: IO[bytes] | None) -> None:
+def record_rejects(stats: ScoreStats, rejects: list[Reject], handle: IO[bytes] | None) -> None:
     """Count ``rejects``, keep the first five for the summary, append them to the rejects file."""
     stats.rejected += len(rejects)
     stats.first_rejects.extend(rejects[: max(0, 5 - len(stats.first_rejects))])
@@ -289,7 +289,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                 if (index, number) < (done.input, done.chunks):
                     continue  # finished before the crash; read again only to check IDs across chunks
                 output.write(_frame_text(model, chunk.frame, prepared, options).encode())
-                _count_rejects(stats, chunk.rejects, rejects)
+                record_rejects(stats, chunk.rejects, rejects)
                 for handle in (output, rejects):
                     if handle is not None:
                         handle.flush()

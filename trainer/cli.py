@@ -8,8 +8,10 @@ from argvalues.cli_support import log, user_errors
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
 from argvalues.metrics import THRESHOLD_STRATEGIES
 from trainer.config import DEFAULT_MODEL, LOSSES, TrainConfig
+from trainer.distill import DistillConfig
 
 DEFAULTS = TrainConfig(arguments="", labels="", output="")
+DISTILL_DEFAULTS = DistillConfig(run="", arguments="", output="")
 
 
 @click.command()
@@ -72,11 +74,11 @@ def train(**options):
               help="Unlabelled argument TSVs to learn the teacher's probabilities on (repeatable).")
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
 @click.option("--validation-labels", type=click.Path(dir_okay=False), help="Official validation labels.")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="The student's base model.")
-@click.option("--epochs", type=int, default=5, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--model", default=DISTILL_DEFAULTS.model, show_default=True, help="The student's base model.")
+@click.option("--epochs", type=int, default=DISTILL_DEFAULTS.epochs, show_default=True)
+@click.option("--lr", type=float, default=DISTILL_DEFAULTS.lr, show_default=True)
+@click.option("--batch-size", type=int, default=DISTILL_DEFAULTS.batch_size, show_default=True)
+@click.option("--seed", type=int, default=DISTILL_DEFAULTS.seed, show_default=True)
 @click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
               help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
 @user_errors
@@ -87,7 +89,7 @@ def distill(**options):
     out-of-fold probabilities for its training arguments, plus the teacher's probabilities for
     any --unlabelled arguments.
     """
-    from trainer.distill import DistillConfig, run_distillation
+    from trainer.distill import run_distillation
 
     options["unlabelled"] = list(options["unlabelled"])
     run_distillation(DistillConfig(**options), log=log)

