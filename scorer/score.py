@@ -281,6 +281,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                    if journal.rejects_partial else None)
         with output, (rejects or contextlib.nullcontext()):
             if done.output_bytes == 0:  # a fresh start: record the header as the first progress
+                _sync(output, rejects)
                 done.output_bytes = output.tell()
                 done.rejects_bytes = rejects.tell() if rejects else 0
                 journal.save(done)
@@ -290,10 +291,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                     continue  # finished before the crash; read again only to check IDs across chunks
                 output.write(_frame_text(model, chunk.frame, prepared, options).encode())
                 record_rejects(stats, chunk.rejects, rejects)
-                for handle in (output, rejects):
-                    if handle is not None:
-                        handle.flush()
-                        os.fsync(handle.fileno())
+                _sync(output, rejects)
                 stats.rows += len(chunk.frame)
                 done = Progress(input=index, chunks=number + 1, output_bytes=output.tell(),
                                 rejects_bytes=rejects.tell() if rejects else 0, rows=stats.rows,
@@ -314,6 +312,14 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
         raise OutputError(f"cannot write {journal.partial}: {error.strerror or error}; nothing is at {target}. "
                           f"{stats.rows} rows are kept: free space and rerun with --resume to continue") from None
     return stats
+
+
+def _sync(*handles) -> None:
+    """Put what was written on disk. The journal may record only bytes that got there first."""
+    for handle in handles:
+        if handle is not None:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _open_partial(path: Path, keep_bytes: int, header: str):

@@ -181,3 +181,29 @@ def test_resume_needs_a_file_output(tiny_exported, corpus):
     result = subprocess.run([*SCORE, "--model", str(tiny_exported), "--resume", str(corpus)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 1 and "--resume needs -o OUTPUT" in result.stderr
+
+
+def test_the_journal_never_records_bytes_that_are_not_on_disk(tiny_exported, tmp_path, monkeypatch):
+    """What kill -9 relies on: at every journal save, the partial files on disk (not in a buffer)
+    already hold at least the bytes the journal records."""
+    from scorer.journal import Journal
+    from scorer.score import ScoreOptions, score_files
+
+    lines = (EXAMPLES / "arguments.tsv").read_text().splitlines()
+    source = tmp_path / "with-bad-rows.tsv"
+    source.write_text("\n".join(lines[:20] + ["B1\tc\tsideways\tp"] + lines[20:]) + "\n")
+    saves = []
+    save = Journal.save
+
+    def checked_save(journal, progress, finished=False):
+        for partial, recorded in ((journal.partial, progress.output_bytes),
+                                  (journal.rejects_partial, progress.rejects_bytes)):
+            assert partial.stat().st_size >= recorded > 0, f"{partial.name}: journal records {recorded} bytes"
+        saves.append(progress.rows)
+        save(journal, progress, finished)
+
+    monkeypatch.setattr(Journal, "save", checked_save)
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=7, on_bad_row="skip")
+    stats = score_files([str(source)], str(tmp_path / "scores.tsv"), options)
+    assert stats.rows == len(lines) - 1 and stats.rejected == 1
+    assert saves[0] == 0 and len(saves) >= 3  # the header's save, one per chunk, the finished one
