@@ -98,6 +98,29 @@ def parity_truth(checkpoint: Path, arguments: pd.DataFrame) -> np.ndarray | None
     return labels.loc[arguments[ID_COLUMN], LABELS].to_numpy()
 
 
+def export_onnx(checkpoint: Path, target: Path, opset: int | None) -> None:
+    """Optimum's ONNX export of one checkpoint into ``target``: model.onnx, its config, the tokenizer.
+
+    A mean-pooling checkpoint is not a class Optimum can load by itself, so it is loaded here and
+    exported with ``onnx_export_from_model`` (the same exporter and ONNX config, from a loaded model).
+    """
+    from optimum.exporters.onnx import main_export, onnx_export_from_model
+
+    from trainer.pooling import checkpoint_pooling
+
+    if checkpoint_pooling(str(checkpoint)) == "mean":
+        from trainer.modeling import load_classifier
+
+        model = load_classifier(str(checkpoint))
+        # Optimum tells a model's library by the module its class is defined in; this one is a
+        # transformers PreTrainedModel defined in argvalues, so it is exported as a subclass that says so.
+        model.__class__ = type(type(model).__name__, (type(model),), {"__module__": "transformers.argvalues"})
+        onnx_export_from_model(model, target, opset=opset, task="text-classification", do_validation=False)
+    else:
+        main_export(str(checkpoint), output=target, task="text-classification", library_name="transformers",
+                    opset=opset, do_validation=False, local_files_only=True)
+
+
 def pytorch_probabilities(checkpoint: Path, arguments: pd.DataFrame) -> np.ndarray:
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
@@ -190,8 +213,6 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, staging: Path, argu
                      opset: int | None, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
     """Export every fold model and join them into ``staging/model.onnx``; returns the manifest part and
     PyTorch's mean probabilities on the parity sample."""
-    from optimum.exporters.onnx import main_export
-
     from export.ensemble import fold_members, member_records, merge_mean_probability, pytorch_mean_probabilities
 
     if run_dir is None:
@@ -204,8 +225,7 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, staging: Path, argu
         check_safetensors(member)
         target = staging if not member_files else staging / ".members" / f"fold-{fold}"
         log(f"exporting fold {fold} ({member}) with Optimum's ONNX exporter")
-        main_export(str(member), output=target, task="text-classification", library_name="transformers",
-                    opset=opset, do_validation=False, local_files_only=True)
+        export_onnx(member, target, opset)
         member_files.append(target / "model.onnx")
     merged = staging / ".members" / "ensemble.onnx"
     merge_mean_probability(member_files, merged)
@@ -223,8 +243,6 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, staging: Path, argu
 
 def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: float, opset: int | None,
                  log: Callable[[str], None], variants: list[str], ensemble_of_folds: bool = False) -> dict:
-    from optimum.exporters.onnx import main_export
-
     check_safetensors(checkpoint)
     started = time.perf_counter()
     arguments = parity_arguments(checkpoint)
@@ -233,8 +251,7 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         ensemble, torch_probabilities = _export_ensemble(checkpoint, run_dir, staging, arguments, opset, log)
     else:
         log(f"exporting {checkpoint} with Optimum's ONNX exporter")
-        main_export(str(checkpoint), output=staging, task="text-classification", library_name="transformers",
-                    opset=opset, do_validation=False, local_files_only=True)
+        export_onnx(checkpoint, staging, opset)
         torch_probabilities = pytorch_probabilities(checkpoint, arguments)
     shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
     parity = check_parity(checkpoint, staging, arguments, atol, torch_probabilities)

@@ -7,7 +7,7 @@ import click
 from argvalues.cli_support import log, user_errors
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
 from argvalues.metrics import THRESHOLD_STRATEGIES
-from trainer.config import DEFAULT_MODEL, LOSSES, TrainConfig
+from trainer.config import DEFAULT_MODEL, LOSSES, POOLINGS, TrainConfig
 from trainer.distill import DistillConfig
 
 DEFAULTS = TrainConfig(arguments="", labels="", output="")
@@ -35,6 +35,10 @@ DISTILL_DEFAULTS = DistillConfig(run="", arguments="", output="")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=DEFAULTS.loss, show_default=True,
               help="bce; bce-pos-weight (positives weighted by sqrt(neg/pos) per label); focal (gamma 2).")
+@click.option("--pooling", type=click.Choice(list(POOLINGS)), default=DEFAULTS.pooling, show_default=True,
+              help="What the classifier head reads: model (the architecture's own head; BERT: its pooler over "
+                   "the first token) or mean (the mean over all tokens, as sentence-embedding models such as "
+                   "the default were trained to be read).")
 @click.option("--early-stopping", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
               help="Stop a fold after this many epochs without a better official F1 (default: run all epochs).")
 @click.option("--thresholds", type=click.Choice(list(THRESHOLD_STRATEGIES)), default=DEFAULTS.thresholds,
@@ -79,6 +83,8 @@ def train(**options):
 @click.option("--lr", type=float, default=DISTILL_DEFAULTS.lr, show_default=True)
 @click.option("--batch-size", type=int, default=DISTILL_DEFAULTS.batch_size, show_default=True)
 @click.option("--seed", type=int, default=DISTILL_DEFAULTS.seed, show_default=True)
+@click.option("--pooling", type=click.Choice(list(POOLINGS)), default=None,
+              help="The student's pooling (default: the run's).")
 @click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
               help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
 @user_errors

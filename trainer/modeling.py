@@ -36,18 +36,32 @@ def load_tokenizer(model: str):
     return tokenizer
 
 
-def load_classifier(model: str, **overrides):
-    """A sequence classifier with a 20-label multi-label head (new head for a base model)."""
+def load_classifier(model: str, pooling: str = "model", **overrides):
+    """A sequence classifier with a 20-label multi-label head (new head for a base model).
+
+    ``pooling`` applies to a base model: ``"model"`` is the architecture's own classifier (BERT's
+    pooler over the first token), ``"mean"`` the mean over all tokens (:mod:`trainer.pooling`). A
+    fine-tuned checkpoint loads with the pooling it was trained with, whatever ``pooling`` says.
+    """
     from transformers import AutoModelForSequenceClassification
 
+    from trainer.pooling import MeanPoolingClassifier, checkpoint_pooling
+
     path = resolve_model_path(model)
+    head = dict(
+        num_labels=len(LABELS),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
     try:
+        if checkpoint_pooling(path) == "mean":
+            return MeanPoolingClassifier.from_checkpoint(path)
+        if pooling == "mean":
+            return MeanPoolingClassifier.from_base(path, **head, **overrides)
         return AutoModelForSequenceClassification.from_pretrained(
             path,
-            num_labels=len(LABELS),
-            problem_type="multi_label_classification",
-            id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
+            **head,
             use_safetensors=True,  # weights are never unpickled
             trust_remote_code=False,
             **overrides,
