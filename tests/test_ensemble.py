@@ -1,5 +1,7 @@
 """`argvalues export --ensemble`: the fold models of a run as one ONNX model (mean of probabilities)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -75,7 +77,8 @@ def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path
                            teacher=str(tmp_path / "teacher"), unlabelled=[str(EXAMPLES / "to-score.tsv")],
                            validation_arguments=str(EXAMPLES / "arguments.tsv"),
                            validation_labels=str(EXAMPLES / "labels.tsv"),
-                           model=str(make_base_model("bert", tmp_path / "base")), epochs=1, batch_size=8)
+                           model=str(make_base_model("bert", tmp_path / "base")), epochs=1, batch_size=8,
+                           pooling="model")  # the run's folds mean-pool (the default): the student may differ
     arguments, targets = soft_targets(config, log=lambda _: None)
     assert len(arguments) == 60 + 12
     oof = pd.read_csv(tiny_run / "oof-probabilities.tsv", sep="\t").set_index("Argument ID")
@@ -85,6 +88,9 @@ def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path
 
     report = run_distillation(config, log=lambda _: None)
     assert report["rows"] == 72 and 0 <= report["validation"]["f1"] <= 1
+    assert json.loads((tiny_run / "best" / "config.json").read_text())["argvalues_pooling"] == "mean"
+    assert json.loads((tmp_path / "student" / "best" / "argvalues.json").read_text())["recipe"]["pooling"] == "model"
+    assert "argvalues_pooling" not in json.loads((tmp_path / "student" / "best" / "config.json").read_text())
     manifest = export_model(tmp_path / "student", tmp_path / "student-model", log=lambda _: None)
     assert manifest["parity"]["max_abs_difference"] < 1e-4
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from argvalues.contract import LABELS, TEMPLATES
+from argvalues.contract import LABELS, TEMPLATES, read_arguments
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
 from trainer.config import TrainConfig
@@ -67,16 +67,14 @@ def test_a_checkpoint_loads_with_the_pooling_it_was_trained_with(tmp_path):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_mean_pooling_exports_to_onnx_and_scores_like_pytorch(family, tmp_path):
-    from export.onnx import export_model
+    from export.onnx import export_model, pytorch_probabilities
     from scorer.model import ScoringModel
 
     _, model, checkpoint = mean_pooled_checkpoint(family, tmp_path)
     manifest = export_model(checkpoint, tmp_path / "model", log=lambda _: None)
     assert manifest["parity"]["max_abs_difference"] < 1e-5
-    arguments = __import__("argvalues.contract", fromlist=["read_arguments"]).read_arguments(EXAMPLES / "arguments.tsv")
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
     onnx = ScoringModel(tmp_path / "model", device="cpu", variant="fp32").probabilities(arguments, batch_size=8)
-    from export.onnx import pytorch_probabilities
-
     np.testing.assert_allclose(onnx, pytorch_probabilities(checkpoint, arguments), atol=1e-5)
     # and the first-token classifier of the same base model says something else
     plain = load_classifier(str(tmp_path / "base"))
@@ -116,12 +114,12 @@ def test_pooling_is_checked_and_a_run_from_before_the_option_resumes(tmp_path):
     base = make_base_model("bert", tmp_path / "base")
     common = dict(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"), model=str(base),
                   folds=2, epochs=1, batch_size=8, max_length=48, output=str(tmp_path / "run"))
-    run_cross_validation(TrainConfig(**common), log=lambda _: None)
+    run_cross_validation(TrainConfig(pooling="model", **common), log=lambda _: None)
     saved = tmp_path / "run" / "run-config.json"
     older = {k: v for k, v in json.loads(saved.read_text()).items() if k != "pooling"}
-    saved.write_text(json.dumps(older))  # a run recorded before --pooling existed
+    saved.write_text(json.dumps(older))  # a run recorded before --pooling existed: it pooled the model's way
     messages = []
-    run_cross_validation(TrainConfig(resume=True, **common), log=messages.append)
+    run_cross_validation(TrainConfig(resume=True, pooling="model", **common), log=messages.append)
     assert "fold 1: already done, kept" in messages
     from argvalues.errors import ResumeError
 

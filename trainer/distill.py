@@ -126,7 +126,10 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     (best / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     scoring = ScoringConfig(thresholds=run_scoring.thresholds, threshold_strategy=run_scoring.threshold_strategy,
-                            template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model)
+                            template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
+                            recipe={"distilled_from": config.run, "model": config.model, "pooling": pooling,
+                                    "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
+                                    "seed": config.seed})
     scoring.save(best)
     for name in (PARITY_SAMPLE_NAME, "parity-labels.tsv"):
         if (Path(config.run) / "best" / name).is_file():

@@ -79,11 +79,18 @@ class MeanPoolingClassifier(PreTrainedModel):
         config = AutoConfig.from_pretrained(path, trust_remote_code=False, **config_overrides)
         setattr(config, POOLING_ATTRIBUTE, "mean")
         model = cls(config)
+        from transformers.utils import logging
+
         options = dict(config=config, use_safetensors=True, trust_remote_code=False)
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # its unused pooler weights are left out on purpose: no warning
         try:
-            pretrained = AutoModel.from_pretrained(path, add_pooling_layer=False, **options)
-        except TypeError:
-            pretrained = AutoModel.from_pretrained(path, **options)
+            try:
+                pretrained = AutoModel.from_pretrained(path, add_pooling_layer=False, **options)
+            except TypeError:
+                pretrained = AutoModel.from_pretrained(path, **options)
+        finally:
+            logging.set_verbosity(verbosity)
         model.encoder.load_state_dict(pretrained.state_dict())
         return model
 
