@@ -12,6 +12,9 @@ losses, Optimum's ONNX export (``onnx_export_from_model``) and the scorer treat 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
@@ -107,9 +110,6 @@ class MeanPoolingClassifier(PreTrainedModel):
 
 def checkpoint_pooling(path: str) -> str | None:
     """``"mean"`` when ``path`` is a mean-pooling checkpoint, else None (also for paths that are not local)."""
-    from pathlib import Path
-    import json
-
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         return None
