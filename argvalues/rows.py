@@ -31,6 +31,7 @@ from argvalues.errors import DataError
 
 ON_BAD_ROW = ("fail", "skip")
 REJECT_COLUMNS = ["File", "Line", "Column", "Reason", "Row"]
+REJECTS_HEADER = "\t".join(REJECT_COLUMNS) + "\n"
 
 
 @dataclass(frozen=True)

@@ -82,9 +82,9 @@ def score(model_dir, threshold, batch_size, device, probabilities, output, chunk
                         cpus_per_worker=cpus_per_worker)
     progress = not quiet and sys.stderr.isatty()
     if engine == "ray":
-        score_with_ray = _ray_engine().score_with_ray
-        ray_options = _ray_engine().RayOptions(**{k: v for k, v in ray_settings.items() if v is not None})
-        stats = score_with_ray(list(inputs), output, options, ray_options, progress=progress,
+        ray_engine = _ray_engine()
+        ray_options = ray_engine.RayOptions(**{k: v for k, v in ray_settings.items() if v is not None})
+        stats = ray_engine.score_with_ray(list(inputs), output, options, ray_options, progress=progress,
                                log=None if quiet else log)
     else:
         given = [f"--{name.replace('_', '-')}" for name, value in ray_settings.items() if value is not None]

@@ -36,6 +36,14 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def sync_files(*handles) -> None:
+    """Put what was written to these open files (None is skipped) on disk."""
+    for handle in handles:
+        if handle is not None:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: a reader sees the old content or the new, never a mix."""
     temporary = path.with_name(path.name + ".tmp")

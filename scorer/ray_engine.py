@@ -32,8 +32,8 @@ from ray.data.datasource import FileBasedDatasource
 
 from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
-from argvalues.rows import REJECT_COLUMNS, Reject, SeenIds
-from scorer.journal import fsync_directory, partial_path
+from argvalues.rows import REJECTS_HEADER, Reject, SeenIds
+from scorer.journal import fsync_directory, partial_path, sync_files
 from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
 from scorer.score import (ScoreOptions, ScoreStats, default_rejects_path, format_rows, header_line, output_values,
                           record_rejects)
@@ -229,9 +229,8 @@ class _AtomicOutput:
         return self.handles
 
     def commit(self) -> None:
+        sync_files(*self.handles)
         for handle in self.handles:
-            handle.flush()
-            os.fsync(handle.fileno())
             handle.close()
         for partial, target in zip(self.partials, self.targets):
             os.replace(partial, target)
@@ -297,7 +296,7 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
         rejects = handles[-1] if rejects_target else None
         header = header_line(config.labels).encode()
         if rejects:
-            rejects.write(("\t".join(REJECT_COLUMNS) + "\n").encode())
+            rejects.write(REJECTS_HEADER.encode())
         if not to_stdout:
             out.write(header)
             header = b""

@@ -24,9 +24,9 @@ import pandas as pd
 from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
 from argvalues.metrics import apply_thresholds
-from argvalues.rows import REJECT_COLUMNS, ON_BAD_ROW, Reject, SeenIds
+from argvalues.rows import REJECTS_HEADER, ON_BAD_ROW, Reject, SeenIds
 from argvalues.digest import sha256_of
-from scorer.journal import Journal, Progress
+from scorer.journal import Journal, Progress, sync_files
 from scorer.model import TOKENIZER_NAME, ScoringModel
 
 DEFAULT_MODEL_DIR = "argvalues-model"
@@ -207,7 +207,7 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
         # The header goes out with the first scored chunk, so input that fails at once writes nothing.
         header = header_line(model.labels)
         if rejects:
-            rejects.write(("\t".join(REJECT_COLUMNS) + "\n").encode())
+            rejects.write(REJECTS_HEADER.encode())
         for _, _, chunk, prepared in _work(inputs, model, options):
             handle.write(header + _frame_text(model, chunk.frame, prepared, options))
             handle.flush()
@@ -277,11 +277,11 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
             log(f"nothing to resume for {target}; starting from the beginning")
     try:
         output = _open_partial(journal.partial, done.output_bytes, header_line(model.labels))
-        rejects = (_open_partial(journal.rejects_partial, done.rejects_bytes, "\t".join(REJECT_COLUMNS) + "\n")
+        rejects = (_open_partial(journal.rejects_partial, done.rejects_bytes, REJECTS_HEADER)
                    if journal.rejects_partial else None)
         with output, (rejects or contextlib.nullcontext()):
             if done.output_bytes == 0:  # a fresh start: record the header as the first progress
-                _sync(output, rejects)
+                sync_files(output, rejects)  # the journal may record only bytes already on disk
                 done.output_bytes = output.tell()
                 done.rejects_bytes = rejects.tell() if rejects else 0
                 journal.save(done)
@@ -291,7 +291,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                     continue  # finished before the crash; read again only to check IDs across chunks
                 output.write(_frame_text(model, chunk.frame, prepared, options).encode())
                 record_rejects(stats, chunk.rejects, rejects)
-                _sync(output, rejects)
+                sync_files(output, rejects)
                 stats.rows += len(chunk.frame)
                 done = Progress(input=index, chunks=number + 1, output_bytes=output.tell(),
                                 rejects_bytes=rejects.tell() if rejects else 0, rows=stats.rows,
@@ -312,14 +312,6 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
         raise OutputError(f"cannot write {journal.partial}: {error.strerror or error}; nothing is at {target}. "
                           f"{stats.rows} rows are kept: free space and rerun with --resume to continue") from None
     return stats
-
-
-def _sync(*handles) -> None:
-    """Put what was written on disk. The journal may record only bytes that got there first."""
-    for handle in handles:
-        if handle is not None:
-            handle.flush()
-            os.fsync(handle.fileno())
 
 
 def _open_partial(path: Path, keep_bytes: int, header: str):

@@ -18,6 +18,8 @@ LOSSES = ("bce", "bce-pos-weight", "focal")
 POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
 AFTER_TRAINING = ("thresholds",)
+#: What runs (and model directories) recorded before an option existed did.
+BEFORE_OPTIONS_EXISTED = {"pooling": "model"}
 
 
 @dataclass

@@ -25,7 +25,7 @@ from argvalues.errors import ResumeError
 from argvalues.contract import ARGUMENT_COLUMNS, CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_labelled_arguments
 from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
 from argvalues.model_config import ScoringConfig
-from trainer.config import AFTER_TRAINING, TrainConfig
+from trainer.config import AFTER_TRAINING, BEFORE_OPTIONS_EXISTED, TrainConfig
 from trainer.data import ArgumentDataset, predict_probabilities
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer
@@ -40,8 +40,6 @@ PARITY_SAMPLE_ROWS = 1024
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
                "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds")
 PARITY_LABELS_NAME = "parity-labels.tsv"
-#: What runs recorded before an option existed did: how ``--resume`` reads their run-config.json.
-BEFORE_OPTIONS_EXISTED = {"pooling": "model"}
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:

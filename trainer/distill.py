@@ -26,7 +26,7 @@ import pandas as pd
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
-from trainer.config import DEFAULT_MODEL, POOLINGS, TrainConfig
+from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig
 
 
 @dataclass
@@ -49,7 +49,7 @@ class DistillConfig:
     pooling: str | None = None  # None: the run's own pooling
 
     def student_pooling(self, run_scoring: ScoringConfig) -> str:
-        return self.pooling or (run_scoring.recipe or {}).get("pooling", "model")
+        return self.pooling or (run_scoring.recipe or {}).get("pooling", BEFORE_OPTIONS_EXISTED["pooling"])
 
     def __post_init__(self) -> None:
         if self.unlabelled and not self.teacher:

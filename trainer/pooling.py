@@ -29,12 +29,13 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
     return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def _encoder_without_pooler(config: PretrainedConfig) -> PreTrainedModel:
-    """The bare encoder; without BERT's first-token pooler layer where the architecture has one."""
+def _without_pooler(make, *args, **kwargs) -> PreTrainedModel:
+    """``make`` (``AutoModel.from_config`` or ``.from_pretrained``) without BERT's first-token pooler
+    layer, where the architecture has one."""
     try:
-        return AutoModel.from_config(config, add_pooling_layer=False)
+        return make(*args, add_pooling_layer=False, **kwargs)
     except TypeError:  # architectures without a pooler layer do not take the argument
-        return AutoModel.from_config(config)
+        return make(*args, **kwargs)
 
 
 class MeanPoolingClassifier(PreTrainedModel):
@@ -44,7 +45,7 @@ class MeanPoolingClassifier(PreTrainedModel):
 
     def __init__(self, config: PretrainedConfig):
         super().__init__(config)
-        self.encoder = _encoder_without_pooler(config)
+        self.encoder = _without_pooler(AutoModel.from_config, config)
         dropout = getattr(config, "classifier_dropout", None)
         if dropout is None:
             dropout = getattr(config, "hidden_dropout_prob", 0.1)
@@ -84,14 +85,11 @@ class MeanPoolingClassifier(PreTrainedModel):
         model = cls(config)
         from transformers.utils import logging
 
-        options = dict(config=config, use_safetensors=True, trust_remote_code=False)
         verbosity = logging.get_verbosity()
         logging.set_verbosity_error()  # its unused pooler weights are left out on purpose: no warning
         try:
-            try:
-                pretrained = AutoModel.from_pretrained(path, add_pooling_layer=False, **options)
-            except TypeError:
-                pretrained = AutoModel.from_pretrained(path, **options)
+            pretrained = _without_pooler(AutoModel.from_pretrained, path, config=config, use_safetensors=True,
+                                         trust_remote_code=False)
         finally:
             logging.set_verbosity(verbosity)
         model.encoder.load_state_dict(pretrained.state_dict())
