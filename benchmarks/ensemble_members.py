@@ -23,6 +23,8 @@ from argvalues.metrics import apply_thresholds, official_scores
 
 
 def member_probabilities(run: Path, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
 
@@ -34,7 +36,8 @@ def member_probabilities(run: Path, data: Path) -> tuple[np.ndarray, np.ndarray]
         if not cached.is_file():
             tokenizer = load_tokenizer(str(fold_dir / "model"))
             dataset = ArgumentDataset(arguments, TEMPLATES[config["template"]], tokenizer, config["max_length"])
-            np.save(cached, predict_probabilities(load_classifier(str(fold_dir / "model")), dataset, tokenizer))
+            model = load_classifier(str(fold_dir / "model")).to("cuda" if torch.cuda.is_available() else "cpu")
+            np.save(cached, predict_probabilities(model, dataset, tokenizer))
         members.append(np.load(cached))
     return np.stack(members), targets
 

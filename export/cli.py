@@ -23,8 +23,12 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 @click.option("--ensemble", is_flag=True,
               help="Export all k fold models of the run as one ONNX model that outputs the mean of their "
                    "probabilities (thresholds: the run's, chosen out of fold). 'score' works unchanged.")
+@click.option("--join", "join", multiple=True, type=click.Path(file_okay=False), metavar="RUN",
+              help="With --ensemble: add the fold models of another run on the same data, template and base "
+                   "model (another --seed, say); thresholds are then chosen on all the runs' out-of-fold "
+                   "predictions together. Repeatable.")
 @user_errors
-def export(source, output, atol, opset, optimize, quantize, fp16, ensemble):
+def export(source, output, atol, opset, optimize, quantize, fp16, ensemble, join):
     """Export a run's best checkpoint (or a checkpoint directory) to a self-contained ONNX model.
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
@@ -35,4 +39,4 @@ def export(source, output, atol, opset, optimize, quantize, fp16, ensemble):
     from export.onnx import export_model
 
     chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("fp16", fp16)) if wanted)
-    export_model(source, output, atol=atol, opset=opset, log=log, variants=chosen, ensemble=ensemble)
+    export_model(source, output, atol=atol, opset=opset, log=log, variants=chosen, ensemble=ensemble, join=join)

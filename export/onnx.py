@@ -136,7 +136,7 @@ def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, ato
     """Compare PyTorch and ONNX Runtime probabilities on real arguments; raise beyond ``atol``."""
     from scorer.model import ScoringModel
 
-    scoring = ScoringConfig.load(checkpoint)
+    scoring = ScoringConfig.load(model_dir)
     if torch_probabilities is None:
         torch_probabilities = pytorch_probabilities(checkpoint, arguments)
     onnx_probabilities = ScoringModel(model_dir, device="cpu", variant="fp32").probabilities(arguments, batch_size=16)
@@ -161,7 +161,7 @@ def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments:
     from export.variants import MAKERS, compare_with_pytorch
     from scorer.model import ScoringModel, cuda_usable
 
-    thresholds = np.asarray(ScoringConfig.load(checkpoint).thresholds, dtype=np.float32)
+    thresholds = np.asarray(ScoringConfig.load(staging).thresholds, dtype=np.float32)
     truth = parity_truth(checkpoint, arguments)
     results = {}
     for name in names:
@@ -188,16 +188,22 @@ def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments:
 
 def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: float = DEFAULT_ATOL,
                  opset: int | None = None, log: Callable[[str], None] = print, variants: tuple[str, ...] = (),
-                 ensemble: bool = False) -> dict:
-    """Export ``source`` (run or checkpoint) to the model directory ``output``; returns the manifest."""
+                 ensemble: bool = False, join: tuple[str | Path, ...] = ()) -> dict:
+    """Export ``source`` (run or checkpoint) to the model directory ``output``; returns the manifest.
+
+    With ``ensemble`` the fold models of the run, and of every run in ``join``, become one model.
+    """
     checkpoint, run_dir = resolve_checkpoint(source)
+    if join and not ensemble:
+        raise ModelDirError("--join adds runs to an ensemble: use it with --ensemble")
+    joined = [Path(run) for run in join]
     output = Path(output)
     if output.exists() and not (output / MANIFEST_NAME).is_file() and any(output.iterdir()):
         raise ModelDirError(f"{output}: exists and is not an argvalues model directory; choose another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log, list(variants), ensemble)
+        manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log, list(variants), ensemble, joined)
         if output.exists():
             shutil.rmtree(output)
         staging.rename(output)
@@ -209,51 +215,74 @@ def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: 
     return manifest
 
 
-def _export_ensemble(checkpoint: Path, run_dir: Path | None, staging: Path, arguments: pd.DataFrame,
-                     opset: int | None, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
-    """Export every fold model and join them into ``staging/model.onnx``; returns the manifest part and
-    PyTorch's mean probabilities on the parity sample."""
-    from export.ensemble import fold_members, member_records, merge_mean_probability, pytorch_mean_probabilities
+def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path], staging: Path,
+                     arguments: pd.DataFrame, opset: int | None, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
+    """Export every fold model (of the run and the ``joined`` runs) and join them into
+    ``staging/model.onnx``; returns the manifest part and PyTorch's mean probabilities on the parity
+    sample. Joined runs get thresholds chosen on all the runs' out-of-fold predictions together,
+    written into ``staging``'s scoring config."""
+    from export.ensemble import (fold_members, joined_thresholds, member_records, merge_mean_probability,
+                                 pytorch_mean_probabilities)
 
     if run_dir is None:
         raise ModelDirError(f"{checkpoint}: --ensemble needs a training run directory (with folds/), not a checkpoint")
-    members = fold_members(run_dir)
+    runs = [run_dir] + joined
+    if len({run.resolve() for run in runs}) < len(runs):
+        raise ModelDirError("--join names a run twice (or the run itself)")
+    members = [(run, fold, model) for run in runs for fold, model in fold_members(run)]
     if len(members) < 2:
         raise ModelDirError(f"{run_dir}: --ensemble needs at least 2 finished folds, found {len(members)}")
+    scoring = ScoringConfig.load(checkpoint)
+    part = {"runs": [str(run.resolve()) for run in runs], "combine": "mean of probabilities",
+            "thresholds_from": "the run's out-of-fold predictions (each argument scored by the fold model that "
+                               "did not train on it)"}
+    if joined:
+        choice = joined_thresholds(runs, scoring.threshold_strategy)
+        scoring.thresholds, scoring.threshold_strategy = choice["thresholds"], choice["strategy"]
+        part["thresholds_from"] = ("the mean of the runs' out-of-fold predictions (each argument scored, in each "
+                                   "run, by the fold model that did not train on it)")
+        part["joined_out_of_fold"] = {key: choice[key] for key in ("crossfit_f1", "tuned_f1")}
+        log(f"{len(runs)} runs joined: {choice['strategy']} thresholds chosen on their joined out-of-fold "
+            f"predictions (cross-fitted F1 {choice['crossfit_f1'][choice['strategy']]:.4f})")
     member_files = []
-    for fold, member in members:
+    for run, fold, member in members:
         check_safetensors(member)
-        target = staging if not member_files else staging / ".members" / f"fold-{fold}"
-        log(f"exporting fold {fold} ({member}) with Optimum's ONNX exporter")
+        target = staging if not member_files else staging / ".members" / f"{len(member_files)}"
+        log(f"exporting fold {fold} of {run} ({member}) with Optimum's ONNX exporter")
         export_onnx(member, target, opset)
         member_files.append(target / "model.onnx")
     merged = staging / ".members" / "ensemble.onnx"
     merge_mean_probability(member_files, merged)
     merged.replace(staging / "model.onnx")
     shutil.rmtree(staging / ".members")
-    scoring = ScoringConfig.load(checkpoint)
-    torch_probabilities = pytorch_mean_probabilities([m for _, m in members], arguments, scoring)
-    part = {"members": member_records(members), "combine": "mean of probabilities",
-            "thresholds": scoring.thresholds, "threshold_strategy": scoring.threshold_strategy,
-            "thresholds_from": "the run's out-of-fold predictions (each argument scored by the fold model that "
-                               "did not train on it)"}
+    if joined:
+        scoring.save(staging)
+    torch_probabilities = pytorch_mean_probabilities([m for _, _, m in members], arguments, scoring)
+    records = []
+    for run in runs:
+        for record in member_records(fold_members(run)):
+            records.append({"run": str(run.resolve()), **record})
+    part.update(members=records, thresholds=scoring.thresholds, threshold_strategy=scoring.threshold_strategy)
     log(f"joined {len(members)} fold models into one ONNX model (mean of their probabilities)")
     return part, torch_probabilities
 
 
 def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: float, opset: int | None,
-                 log: Callable[[str], None], variants: list[str], ensemble_of_folds: bool = False) -> dict:
+                 log: Callable[[str], None], variants: list[str], ensemble_of_folds: bool = False,
+                 joined: list[Path] | None = None) -> dict:
     check_safetensors(checkpoint)
     started = time.perf_counter()
     arguments = parity_arguments(checkpoint)
     ensemble = None
     if ensemble_of_folds:
-        ensemble, torch_probabilities = _export_ensemble(checkpoint, run_dir, staging, arguments, opset, log)
+        ensemble, torch_probabilities = _export_ensemble(checkpoint, run_dir, joined or [], staging, arguments,
+                                                         opset, log)
     else:
         log(f"exporting {checkpoint} with Optimum's ONNX exporter")
         export_onnx(checkpoint, staging, opset)
         torch_probabilities = pytorch_probabilities(checkpoint, arguments)
-    shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
+    if not (staging / SCORING_CONFIG_NAME).is_file():  # a joined ensemble has written its own thresholds
+        shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
     parity = check_parity(checkpoint, staging, arguments, atol, torch_probabilities)
     built = build_variants(variants, checkpoint, staging, arguments, torch_probabilities, log) if variants else {}
     if built:

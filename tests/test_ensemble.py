@@ -1,4 +1,5 @@
-"""`argvalues export --ensemble`: the fold models of a run as one ONNX model (mean of probabilities)."""
+"""`argvalues export --ensemble [--join RUN]`: the fold models of one run or several as one ONNX model
+(mean of probabilities), and students distilled from them."""
 
 import json
 
@@ -101,3 +102,101 @@ def test_unlabelled_arguments_need_a_teacher():
 
     with pytest.raises(ArgvaluesError, match="--unlabelled needs --teacher"):
         DistillConfig(run="r", arguments="a", output="o", unlabelled=["u.tsv"])
+
+
+@pytest.fixture(scope="module")
+def second_run(tiny_run):
+    """Another seed of the same recipe: other fold models, another split into folds."""
+    config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
+                         output=str(tiny_run.parent / "run-seed-7"), model=str(tiny_run.parent / "base"), folds=3,
+                         epochs=1, batch_size=8, max_length=48, lr=1e-3, seed=7)
+    run_cross_validation(config, log=lambda _: None)
+    return tiny_run.parent / "run-seed-7"
+
+
+def test_joined_out_of_fold_is_the_mean_of_the_runs_aligned_by_argument(tiny_run, second_run):
+    import pandas as pd
+
+    from argvalues.contract import LABELS, read_labelled_arguments
+    from export.ensemble import joined_out_of_fold
+
+    targets, probabilities, folds = joined_out_of_fold([tiny_run, second_run])
+    first, second = (pd.read_csv(run / "oof-probabilities.tsv", sep="\t").set_index("Argument ID")
+                     for run in (tiny_run, second_run))
+    assert not np.array_equal(first["fold"].to_numpy(), second.loc[first.index, "fold"].to_numpy())
+    expected = (first[LABELS].to_numpy() + second.loc[first.index, LABELS].to_numpy()) / 2
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+    np.testing.assert_array_equal(folds, first["fold"].to_numpy())
+    arguments, labels = read_labelled_arguments(EXAMPLES / "arguments.tsv", EXAMPLES / "labels.tsv")
+    row = {argument_id: k for k, argument_id in enumerate(arguments["Argument ID"])}
+    np.testing.assert_array_equal(targets, labels[[row[i] for i in first.index]])
+
+
+def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(tiny_run, second_run, tmp_path):
+    from argvalues.model_config import ScoringConfig
+    from export.ensemble import joined_thresholds, pytorch_mean_probabilities
+    from scorer.model import ScoringModel
+
+    manifest = export_model(tiny_run, tmp_path / "model", ensemble=True, join=(second_run,), log=lambda _: None)
+    members = manifest["ensemble"]["members"]
+    assert [(m["run"], m["fold"]) for m in members] == [(str(run.resolve()), k) for run in (tiny_run, second_run)
+                                                         for k in range(3)]
+    choice = joined_thresholds([tiny_run, second_run], "global")
+    scoring = ScoringConfig.load(tmp_path / "model")
+    assert scoring.thresholds == manifest["ensemble"]["thresholds"] == choice["thresholds"]
+    assert scoring.thresholds != ScoringConfig.load(tiny_run / "best").thresholds  # re-chosen, not the first run's
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    checkpoints = [run / "folds" / f"fold-{k}" / "model" for run in (tiny_run, second_run) for k in range(3)]
+    np.testing.assert_allclose(ScoringModel(tmp_path / "model", device="cpu").probabilities(arguments),
+                               pytorch_mean_probabilities(checkpoints, arguments, scoring), atol=1e-5)
+
+
+def test_join_refuses_what_cannot_make_one_ensemble(tiny_run, second_run, tmp_path):
+    import shutil
+
+    with pytest.raises(ModelDirError, match="use it with --ensemble"):
+        export_model(tiny_run, tmp_path / "model", join=(second_run,), log=lambda _: None)
+    with pytest.raises(ModelDirError, match="names a run twice"):
+        export_model(tiny_run, tmp_path / "model", ensemble=True, join=(tiny_run,), log=lambda _: None)
+    other = tmp_path / "other-template"
+    shutil.copytree(second_run, other)
+    config = json.loads((other / "run-config.json").read_text())
+    (other / "run-config.json").write_text(json.dumps({**config, "template": "premise"}))
+    with pytest.raises(ModelDirError, match="template 'premise' vs 'premise-stance-conclusion'"):
+        export_model(tiny_run, tmp_path / "model", ensemble=True, join=(other,), log=lambda _: None)
+    assert not (tmp_path / "model").exists()
+
+
+def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(tiny_run, second_run, tmp_path):
+    import pandas as pd
+
+    from argvalues.model_config import ScoringConfig
+    from export.ensemble import joined_out_of_fold, joined_thresholds
+    from trainer.distill import DistillConfig, run_distillation, soft_targets
+
+    config = DistillConfig(run=str(tiny_run), join=[str(second_run)], arguments=str(EXAMPLES / "arguments.tsv"),
+                           output=str(tmp_path / "student"), model=str(tiny_run.parent / "base"), epochs=1,
+                           batch_size=8)
+    arguments, targets = soft_targets(config, log=lambda _: None)
+    _, joined, _ = joined_out_of_fold([tiny_run, second_run])
+    oof_ids = pd.read_csv(tiny_run / "oof-probabilities.tsv", sep="\t")["Argument ID"]
+    order = {argument_id: k for k, argument_id in enumerate(oof_ids)}
+    np.testing.assert_allclose(targets, joined[[order[i] for i in arguments["Argument ID"]]], atol=1e-6)
+    run_distillation(config, log=lambda _: None)
+    assert (ScoringConfig.load(tmp_path / "student" / "best").thresholds
+            == joined_thresholds([tiny_run, second_run], "global")["thresholds"])
+
+
+def test_export_cli_refuses_joining_an_unfinished_run_in_one_line(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from export.cli import export
+
+    (tmp_path / "unfinished" / "folds").mkdir(parents=True)
+    result = CliRunner().invoke(export, [str(tiny_run), "--ensemble", "--join", str(tmp_path / "unfinished"),
+                                         "--output", str(tmp_path / "model")])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)  # no traceback
+    message = result.output.strip()
+    assert message.startswith("Error:") and len(message.splitlines()) == 1
+    assert "not a finished training run" in message
+    assert not (tmp_path / "model").exists()

@@ -74,6 +74,9 @@ def train(**options):
               help="That run's training arguments (their out-of-fold probabilities are the targets).")
 @click.option("--teacher", type=click.Path(file_okay=False),
               help="The run exported with 'argvalues export --ensemble': labels the --unlabelled arguments.")
+@click.option("--join", multiple=True, type=click.Path(file_okay=False), metavar="RUN",
+              help="Runs the teacher joined with 'export --ensemble --join': their out-of-fold probabilities "
+                   "are averaged with --run's, and the student takes the joined thresholds. Repeatable.")
 @click.option("--unlabelled", multiple=True, type=click.Path(dir_okay=False),
               help="Unlabelled argument TSVs to learn the teacher's probabilities on (repeatable).")
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
@@ -97,5 +100,5 @@ def distill(**options):
     """
     from trainer.distill import run_distillation
 
-    options["unlabelled"] = list(options["unlabelled"])
+    options["unlabelled"], options["join"] = list(options["unlabelled"]), list(options["join"])
     run_distillation(DistillConfig(**options), log=log)

@@ -3,11 +3,13 @@
 The student learns the ensemble's probabilities, not the 0/1 labels: binary cross-entropy with
 soft targets. Its targets are
   * for the run's training arguments, their out-of-fold probabilities (each argument scored by
-    the fold model that did not train on it, so the targets carry no memorised labels), and
+    the fold model that did not train on it, so the targets carry no memorised labels; with
+    ``--join``, the mean over the joined runs), and
   * for any unlabelled arguments passed with ``--unlabelled``, the exported ensemble's
     probabilities (scored with the scorer's own code).
 There is no held-out set to pick an epoch on, so the last epoch is kept. The student takes the
-run's thresholds (chosen out of fold for the ensemble's members) and is written as a checkpoint
+run's thresholds (chosen out of fold for the ensemble's members; with ``--join``, those the joined
+ensemble uses) and is written as a checkpoint
 ``OUTPUT/best`` that ``argvalues export`` takes like any other.
 """
 
@@ -35,6 +37,7 @@ class DistillConfig:
     arguments: str
     output: str
     teacher: str | None = None
+    join: list[str] = field(default_factory=list)  # more runs whose fold models the teacher joined
     unlabelled: list[str] = field(default_factory=list)
     validation_arguments: str | None = None
     validation_labels: str | None = None
@@ -47,6 +50,10 @@ class DistillConfig:
     batch_size: int = TrainConfig.batch_size
     seed: int = TrainConfig.seed
     pooling: str | None = None  # None: the run's own pooling
+
+    @property
+    def runs(self) -> list[str]:
+        return [self.run, *self.join]
 
     def student_pooling(self, run_scoring: ScoringConfig) -> str:
         return self.pooling or (run_scoring.recipe or {}).get("pooling", BEFORE_OPTIONS_EXISTED["pooling"])
@@ -64,16 +71,14 @@ class DistillConfig:
 
 def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
     """Arguments and the ensemble's probabilities for them (out of fold, plus the teacher's on unlabelled)."""
-    run = Path(config.run)
-    oof_path = run / "oof-probabilities.tsv"
-    if not oof_path.is_file():
-        raise ModelDirError(f"{run}: no oof-probabilities.tsv; is this a finished 'argvalues train' run?")
-    oof = pd.read_csv(oof_path, sep="\t", dtype={ID_COLUMN: str}).set_index(ID_COLUMN)
+    from export.ensemble import mean_out_of_fold
+
+    oof = mean_out_of_fold([Path(run) for run in config.runs])
     arguments = read_arguments(config.arguments)
     known = arguments[ID_COLUMN].isin(oof.index)
     if not known.all():
         raise ArgvaluesError(f"{config.arguments}: {int((~known).sum())} argument(s) have no out-of-fold probability "
-                             f"in {oof_path}; pass the run's own training arguments")
+                             f"in {config.run}; pass the run's own training arguments")
     frames, targets = [arguments[ARGUMENT_COLUMNS]], [oof.loc[arguments[ID_COLUMN], LABELS].to_numpy(np.float32)]
     if config.unlabelled:
         from scorer.model import ScoringModel
@@ -125,9 +130,15 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     trainer.save_model(str(best))
     (best / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    scoring = ScoringConfig(thresholds=run_scoring.thresholds, threshold_strategy=run_scoring.threshold_strategy,
+    thresholds, strategy = run_scoring.thresholds, run_scoring.threshold_strategy
+    if config.join:  # the joined ensemble's own thresholds, as 'export --ensemble --join' chooses them
+        from export.ensemble import joined_thresholds
+
+        choice = joined_thresholds([Path(run) for run in config.runs], strategy)
+        thresholds, strategy = choice["thresholds"], choice["strategy"]
+    scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
                             template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
-                            recipe={"distilled_from": config.run, "model": config.model, "pooling": pooling,
+                            recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
                                     "seed": config.seed})
     scoring.save(best)
@@ -145,7 +156,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
         log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the run's thresholds")
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / "distill-report.json").write_text(json.dumps(report, indent=2, default=float))
-    (best / "cv-summary.json").write_text(json.dumps({"distilled_from": config.run, "teacher": config.teacher,
+    (best / "cv-summary.json").write_text(json.dumps({"distilled_from": config.runs, "teacher": config.teacher,
                                                       "validation": {k: v for k, v in report.get("validation", {}).items()
                                                                      if k != "per_label"}}, indent=2, default=float))
     log(f"wrote the student to {best}")
