@@ -200,3 +200,19 @@ def test_export_cli_refuses_joining_an_unfinished_run_in_one_line(tiny_run, tmp_
     assert message.startswith("Error:") and len(message.splitlines()) == 1
     assert "not a finished training run" in message
     assert not (tmp_path / "model").exists()
+
+
+def test_distill_refuses_a_teacher_of_other_runs(tiny_run, second_run, tmp_path):
+    from argvalues.errors import ArgvaluesError
+    from trainer.distill import DistillConfig, soft_targets
+
+    export_model(tiny_run, tmp_path / "joined", ensemble=True, join=(second_run,), log=lambda _: None)
+    alone = DistillConfig(run=str(tiny_run), arguments=str(EXAMPLES / "arguments.tsv"), output=str(tmp_path / "s"),
+                          teacher=str(tmp_path / "joined"), unlabelled=[str(EXAMPLES / "to-score.tsv")])
+    with pytest.raises(ArgvaluesError, match="name the same ones with --run and --join"):
+        soft_targets(alone, log=lambda _: None)
+    both = DistillConfig(run=str(second_run), join=[str(tiny_run)], arguments=str(EXAMPLES / "arguments.tsv"),
+                         output=str(tmp_path / "s"), teacher=str(tmp_path / "joined"),
+                         unlabelled=[str(EXAMPLES / "to-score.tsv")])
+    arguments, _ = soft_targets(both, log=lambda _: None)  # the same runs in another order are the same ensemble
+    assert len(arguments) == 60 + 12

@@ -69,6 +69,19 @@ class DistillConfig:
             raise ArgvaluesError(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
 
 
+def check_teacher_runs(config: DistillConfig) -> None:
+    """Refuse a teacher exported from other runs than ``--run`` and ``--join`` name: its probabilities
+    on the unlabelled arguments and the out-of-fold targets would come from different ensembles."""
+    manifest = Path(config.teacher) / "manifest.json"
+    ensemble = json.loads(manifest.read_text()).get("ensemble") if manifest.is_file() else None
+    if not ensemble or "runs" not in ensemble:  # not an ensemble, or exported before --join existed
+        return
+    named = sorted(str(Path(run).resolve()) for run in config.runs)
+    if sorted(ensemble["runs"]) != named:
+        raise ArgvaluesError(f"--teacher {config.teacher} joins the runs {', '.join(ensemble['runs'])}; "
+                             "name the same ones with --run and --join")
+
+
 def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
     """Arguments and the ensemble's probabilities for them (out of fold, plus the teacher's on unlabelled)."""
     from export.ensemble import mean_out_of_fold
@@ -80,6 +93,8 @@ def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.
         raise ArgvaluesError(f"{config.arguments}: {int((~known).sum())} argument(s) have no out-of-fold probability "
                              f"in {config.run}; pass the run's own training arguments")
     frames, targets = [arguments[ARGUMENT_COLUMNS]], [oof.loc[arguments[ID_COLUMN], LABELS].to_numpy(np.float32)]
+    if config.teacher:
+        check_teacher_runs(config)
     if config.unlabelled:
         from scorer.model import ScoringModel
 
