@@ -168,7 +168,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
         eval_config = TrainConfig(arguments="", labels="", output=str(out))
         report["validation"] = evaluate_checkpoint(best, scoring, *validation, tokenizer, eval_config,
                                                    out / "validation-probabilities.tsv")
-        log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the run's thresholds")
+        log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the ensemble's thresholds")
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / "distill-report.json").write_text(json.dumps(report, indent=2, default=float))
     (best / "cv-summary.json").write_text(json.dumps({"distilled_from": config.runs, "teacher": config.teacher,
