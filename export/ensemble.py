@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from argvalues.errors import ArgvaluesError, ModelDirError
+from trainer.config import OOF_PROBABILITIES_NAME, RUN_CONFIG_NAME
 
 EPSILON = 1e-7  # keeps logit(mean) finite when every member is certain
 
@@ -31,16 +32,16 @@ def fold_members(run_dir: Path) -> list[tuple[int, Path]]:
 #: What a run's fold models must share with the other runs of one ensemble: the scorer feeds every
 #: member the same tokens, built by one template, one tokenizer and one length limit.
 SHARED_INPUT = ("model", "template", "max_length")
-OOF_NAME = "oof-probabilities.tsv"
 
 
 def check_joinable(run_dirs: list[Path]) -> None:
     """Refuses unfinished runs, and runs whose members would need different inputs."""
     configs = []
     for run_dir in run_dirs:
-        path = run_dir / "run-config.json"
-        if not path.is_file() or not (run_dir / OOF_NAME).is_file():
-            raise ModelDirError(f"{run_dir}: not a finished training run (no run-config.json or {OOF_NAME})")
+        path = run_dir / RUN_CONFIG_NAME
+        if not path.is_file() or not (run_dir / OOF_PROBABILITIES_NAME).is_file():
+            raise ModelDirError(f"{run_dir}: not a finished training run "
+                                f"(no {RUN_CONFIG_NAME} or {OOF_PROBABILITIES_NAME})")
         configs.append(json.loads(path.read_text()))
     for run_dir, config in zip(run_dirs[1:], configs[1:]):
         differing = [key for key in SHARED_INPUT if config.get(key) != configs[0].get(key)]
@@ -60,7 +61,7 @@ def mean_out_of_fold(run_dirs: list[Path]) -> pd.DataFrame:
     from argvalues.contract import ID_COLUMN, LABELS
 
     check_joinable(run_dirs)
-    frames = [pd.read_csv(run_dir / OOF_NAME, sep="\t", dtype={ID_COLUMN: str}).set_index(ID_COLUMN)
+    frames = [pd.read_csv(run_dir / OOF_PROBABILITIES_NAME, sep="\t", dtype={ID_COLUMN: str}).set_index(ID_COLUMN)
               for run_dir in run_dirs]
     for run_dir, frame in zip(run_dirs[1:], frames[1:]):
         if len(frame) != len(frames[0]) or not frame.index.isin(frames[0].index).all():
@@ -78,7 +79,7 @@ def joined_out_of_fold(run_dirs: list[Path]) -> tuple[np.ndarray, np.ndarray, np
     from argvalues.contract import ID_COLUMN, LABELS, read_labelled_arguments
 
     mean = mean_out_of_fold(run_dirs)
-    config = json.loads((run_dirs[0] / "run-config.json").read_text())
+    config = json.loads((run_dirs[0] / RUN_CONFIG_NAME).read_text())
     try:
         arguments, targets = read_labelled_arguments(config["arguments"], config["labels"])
     except (OSError, ArgvaluesError) as error:

@@ -229,7 +229,8 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
     runs = [run_dir] + joined
     if len({run.resolve() for run in runs}) < len(runs):
         raise ModelDirError("--join names a run twice (or the run itself)")
-    members = [(run, fold, model) for run in runs for fold, model in fold_members(run)]
+    folds_of_run = {run: fold_members(run) for run in runs}
+    members = [(run, fold, model) for run in runs for fold, model in folds_of_run[run]]
     if len(members) < 2:
         raise ModelDirError(f"{run_dir}: --ensemble needs at least 2 finished folds, found {len(members)}")
     scoring = ScoringConfig.load(checkpoint)
@@ -258,10 +259,7 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
     if joined:
         scoring.save(staging)
     torch_probabilities = pytorch_mean_probabilities([m for _, _, m in members], arguments, scoring)
-    records = []
-    for run in runs:
-        for record in member_records(fold_members(run)):
-            records.append({"run": str(run.resolve()), **record})
+    records = [{"run": str(run.resolve()), **record} for run in runs for record in member_records(folds_of_run[run])]
     part.update(members=records, thresholds=scoring.thresholds, threshold_strategy=scoring.threshold_strategy)
     log(f"joined {len(members)} fold models into one ONNX model (mean of their probabilities)")
     return part, torch_probabilities

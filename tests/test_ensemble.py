@@ -216,3 +216,19 @@ def test_distill_refuses_a_teacher_of_other_runs(tiny_run, second_run, tmp_path)
                          unlabelled=[str(EXAMPLES / "to-score.tsv")])
     arguments, _ = soft_targets(both, log=lambda _: None)  # the same runs in another order are the same ensemble
     assert len(arguments) == 60 + 12
+
+
+def test_distill_join_without_the_training_labels_fails_before_writing_anything(tiny_run, second_run, tmp_path):
+    import shutil
+
+    from trainer.distill import DistillConfig, run_distillation
+
+    moved = tmp_path / "run-whose-labels-moved"
+    shutil.copytree(tiny_run, moved)
+    config = json.loads((moved / "run-config.json").read_text())
+    (moved / "run-config.json").write_text(json.dumps({**config, "labels": str(tmp_path / "gone.tsv")}))
+    student = DistillConfig(run=str(moved), join=[str(second_run)], arguments=str(EXAMPLES / "arguments.tsv"),
+                            output=str(tmp_path / "student"), model=str(tiny_run.parent / "base"), epochs=1)
+    with pytest.raises(ModelDirError, match="the training labels are needed"):
+        run_distillation(student, log=lambda _: None)
+    assert not (tmp_path / "student").exists()

@@ -18,6 +18,9 @@ LOSSES = ("bce", "bce-pos-weight", "focal")
 POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
 AFTER_TRAINING = ("thresholds",)
+#: Files of a training run that other commands read (export --ensemble --join, distill).
+RUN_CONFIG_NAME = "run-config.json"
+OOF_PROBABILITIES_NAME = "oof-probabilities.tsv"
 #: What runs (and model directories) recorded before an option existed did.
 BEFORE_OPTIONS_EXISTED = {"pooling": "model"}
 

@@ -25,7 +25,8 @@ from argvalues.errors import ResumeError
 from argvalues.contract import ARGUMENT_COLUMNS, CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_labelled_arguments
 from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
 from argvalues.model_config import ScoringConfig
-from trainer.config import AFTER_TRAINING, BEFORE_OPTIONS_EXISTED, TrainConfig
+from trainer.config import (AFTER_TRAINING, BEFORE_OPTIONS_EXISTED, OOF_PROBABILITIES_NAME, RUN_CONFIG_NAME,
+                            TrainConfig)
 from trainer.data import ArgumentDataset, predict_probabilities
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer
@@ -194,7 +195,7 @@ def _load_finished_fold(fold_dir: Path, rows: int) -> tuple[dict, np.ndarray] | 
 
 
 def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None]) -> None:
-    saved = out / "run-config.json"
+    saved = out / RUN_CONFIG_NAME
     if config.resume and saved.is_file():
         before = {**BEFORE_OPTIONS_EXISTED, **json.loads(saved.read_text())}
         identity = config.identity()
@@ -293,7 +294,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     parity_labels = pd.DataFrame(targets[best_rows].astype(int), columns=LABELS)
     parity_labels.insert(0, ID_COLUMN, arguments[ID_COLUMN].iloc[best_rows].to_numpy())
     parity_labels.to_csv(best_dir / PARITY_LABELS_NAME, sep="\t", index=False)
-    _write_probabilities(out / "oof-probabilities.tsv", arguments.loc[held, ID_COLUMN], oof[held],
+    _write_probabilities(out / OOF_PROBABILITIES_NAME, arguments.loc[held, ID_COLUMN], oof[held],
                          {"fold": fold_of_row[held]})
 
     report = {

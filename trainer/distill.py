@@ -118,6 +118,14 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     started = time.perf_counter()
     run_scoring = ScoringConfig.load(Path(config.run) / "best")
     arguments, targets = soft_targets(config, log)
+    thresholds, strategy = run_scoring.thresholds, run_scoring.threshold_strategy
+    # With --join, the joined ensemble's own thresholds, as 'export --ensemble --join' chooses them;
+    # chosen before training, so that unreadable training labels fail at once with nothing written.
+    if config.join:
+        from export.ensemble import joined_thresholds
+
+        choice = joined_thresholds([Path(run) for run in config.runs], strategy)
+        thresholds, strategy = choice["thresholds"], choice["strategy"]
     validation = (read_labelled_arguments(config.validation_arguments, config.validation_labels)
                   if config.validation_arguments else None)
     tokenizer = load_tokenizer(config.model)
@@ -145,12 +153,6 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     trainer.save_model(str(best))
     (best / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    thresholds, strategy = run_scoring.thresholds, run_scoring.threshold_strategy
-    if config.join:  # the joined ensemble's own thresholds, as 'export --ensemble --join' chooses them
-        from export.ensemble import joined_thresholds
-
-        choice = joined_thresholds([Path(run) for run in config.runs], strategy)
-        thresholds, strategy = choice["thresholds"], choice["strategy"]
     scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
                             template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
                             recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
