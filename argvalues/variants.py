@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 FP32 = "fp32"
 VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
                  "fp16": "model_fp16.onnx"}
+#: Tensors of a model over protobuf's 2 GB limit (an ensemble of many or large members) live in one
+#: file beside it, named after it: model.onnx -> model.onnx.data.
+EXTERNAL_DATA_SUFFIX = ".data"
+
+
+def external_data_path(onnx_path: Path) -> Path:
+    return onnx_path.with_name(onnx_path.name + EXTERNAL_DATA_SUFFIX)
+
+
+def onnx_files(onnx_path: Path) -> list[Path]:
+    """The files one ONNX model is made of: the graph, and its external tensors when it has them."""
+    data = external_data_path(onnx_path)
+    return [onnx_path, data] if data.is_file() else [onnx_path]
+
+
 #: Preference order when the scorer picks a variant for a provider.
 PREFERENCE = {"cpu": ["int8", "optimized", FP32], "cuda": ["fp16", "optimized", FP32]}
 #: A variant whose official F1 on the export sample moves more than this is not picked by default.

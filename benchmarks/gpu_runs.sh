@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# Several 5-fold runs of the default recipe on the GPU machine, at once, then their joined ensembles
-# on the validation set (benchmarks/run_ensembles.py). Run from the repository root there:
-#   bash benchmarks/gpu_runs.sh CARRY OUT
-# CARRY holds whl/ (transformers 4.57.6 and the other pins the device image lacks), minilm/ (the
-# packaged all-MiniLM-L6-v2 with its weights stored as fp16 to fit one 64 MiB transfer; widened back
-# to fp32 here) and data/ (the four official training and validation TSVs). Results go to OUT.
+# 5-fold runs on the GPU machine, several at once, then their ensembles (each run alone and joined)
+# on the validation set (benchmarks/run_ensembles.py). Run from the repository root there, once per
+# part that benchmarks/gpu_carry.sh built, back to back:
+#   bash benchmarks/gpu_runs.sh .carry/part-K OUT ["NAME OPTIONS" ...]
+# and later calls on the same warm machine, carrying nothing, with PART "-".
+# A part before the last is only stored (the warm machine keeps /tmp between calls). With the last
+# one the parts are joined, the wheels installed (transformers 4.57.6 and the other pins the device
+# image lacks), the base model's fp16 weights widened back to fp32, and the runs trained: each
+# "NAME OPTIONS" is `argvalues train --output runs/NAME OPTIONS` on the carried data and model (the
+# default: four seeds of the default recipe, then, with WAVE=2 in a later call, two more seeds, focal
+# loss and the model's own pooling). DEADLINE (seconds, default 560) stops unfinished runs so that
+# the finished ones are still scored and packed into OUT/runs.tgz.
 set -uo pipefail
-CARRY=$1 OUT=$2
+PART=$1 OUT=$2; shift 2
 start=$SECONDS
 export PYTHONPATH=/tmp/site:$PWD TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-# Once per machine: a warm machine keeps /tmp between calls, so a second call needs only CARRY/data.
+CARRY=/tmp/carry
+mkdir -p $CARRY/parts
+[[ $PART == - ]] || cp "$PART"/all.tar.* $CARRY/parts/ || exit 1
+if [[ ! -d $CARRY/data ]]; then
+    have=$(ls $CARRY/parts | wc -l) want=$(cat "$PART/parts" 2>/dev/null || echo 0)
+    if (( have < want )); then echo "stored part $have of $want"; exit 0; fi
+    cat $CARRY/parts/all.tar.* | tar xf - -C $CARRY && rm -rf $CARRY/parts || exit 1
+fi
 [[ -d /tmp/site/transformers ]] ||
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$CARRY"/whl/*.whl || exit 1
-[[ -f /tmp/minilm/model.safetensors ]] || python3 - "$CARRY/minilm" /tmp/minilm <<'PY' || exit 1
-import shutil, sys, torch
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $CARRY/whl/*.whl || exit 1
+MODEL=/tmp/model
+[[ -f $MODEL/model.safetensors ]] || python3 - $CARRY/model $MODEL <<'PY' || exit 1
+import shutil, sys
 from pathlib import Path
 from safetensors.torch import load_file, save_file
 source, target = Path(sys.argv[1]), Path(sys.argv[2])
@@ -23,33 +37,37 @@ save_file({k: (v.float() if v.is_floating_point() else v).contiguous() for k, v 
           target / "model.safetensors")
 PY
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+echo "ready after $((SECONDS - start)) s"
 DATA=$CARRY/data
 train() {  # NAME [options...]
     local name=$1; shift
-    OMP_NUM_THREADS=4 python3 -c 'from argvalues.cli import main; main()' train --model /tmp/minilm \
+    OMP_NUM_THREADS=4 timeout $(( ${DEADLINE:-560} - (SECONDS - start) )) \
+        python3 -c 'from argvalues.cli import main; main()' train --model $MODEL \
         --arguments "$DATA/arguments-training.tsv" --labels "$DATA/labels-training.tsv" \
         --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
         --output "runs/$name" "$@" > "$OUT/$name.log" 2>&1
     echo "$name: exit $? after $((SECONDS - start)) s"
 }
 wave() { for spec in "$@"; do train $spec & done; wait; }
+finished() { for spec in "$@"; do set -- $spec; [[ -f runs/$1/best/argvalues.json ]] && echo "runs/$1"; done; }
+ensembles() { local runs; runs=$(finished "$@"); [[ -n $runs ]] && python3 benchmarks/run_ensembles.py $runs --data "$DATA"; }
 pack() {
-    find runs -name run-config.json -o -name cv-report.json -o -name cv-report.md -o -name oof-probabilities.tsv \
-        -o -name validation-probabilities.tsv -o -name record.json -o -name '*probabilities.npy' \
+    find runs -name run-config.json -o -name 'cv-*' -o -name oof-probabilities.tsv -o -name argvalues.json \
+        -o -name validation-probabilities.tsv -o -name record.json -o -name '*probabilities.npy' -o -name 'parity-*' \
         | tar czf "$OUT/runs.tgz" -T -
 }
-# A second call on the still-warm machine (WAVE=2) finds wave 1's runs in place.
-if [[ ${WAVE:-1} == 1 ]]; then
-    wave "s42 --seed 42" "s43 --seed 43" "s44 --seed 44" "s45 --seed 45"
-    python3 benchmarks/run_ensembles.py runs/s42 runs/s43 runs/s44 runs/s45 --data "$DATA" | tee "$OUT/ensembles.md"
-    echo "wave 1 and its ensembles: $((SECONDS - start)) s"
+if (( $# )); then
+    wave "$@"
+    ensembles "$@" | tee "$OUT/ensembles.md"
     pack
-fi
-if [[ ${WAVE:-1} == 2 ]] || (( SECONDS - start < 230 )); then
+elif [[ ${WAVE:-1} == 1 ]]; then
+    wave "s42 --seed 42" "s43 --seed 43" "s44 --seed 44" "s45 --seed 45"
+    ensembles s42 s43 s44 s45 | tee "$OUT/ensembles.md"
+    pack
+else  # a second call on the still-warm machine finds wave 1's runs in place
     wave "s46 --seed 46" "s47 --seed 47" "focal42 --seed 42 --loss focal" "model42 --seed 42 --pooling model"
-    python3 benchmarks/run_ensembles.py runs/s42 runs/s43 runs/s44 runs/s45 runs/s46 runs/s47 --data "$DATA" \
-        | tee -a "$OUT/ensembles.md"
-    python3 benchmarks/run_ensembles.py runs/s42 runs/focal42 runs/model42 --data "$DATA" | tee -a "$OUT/ensembles.md"
+    ensembles s42 s43 s44 s45 s46 s47 | tee -a "$OUT/ensembles.md"
+    ensembles s42 focal42 model42 | tee -a "$OUT/ensembles.md"
     pack
 fi
 echo "done in $((SECONDS - start)) s"

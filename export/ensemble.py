@@ -141,7 +141,28 @@ def merge_mean_probability(member_files: list[Path], output: Path, output_name: 
     merged = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                producer_name="argvalues export --ensemble")
     merged.ir_version = first.ir_version
-    onnx.save(merged, str(output))
+    save_onnx(merged, output)
+
+
+#: Above this many bytes of tensors a model is saved with its tensors in one external file: protobuf
+#: cannot serialize a message over 2 GB (ten all-mpnet-base-v2 members are 4.4 GB).
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
+def save_onnx(model, output: Path) -> None:
+    """``onnx.save``, with the tensors in ``output``.data (argvalues.variants.external_data_path) when
+    they are too large for one file."""
+    import onnx
+
+    from argvalues.variants import external_data_path
+
+    tensor_bytes = sum(len(t.raw_data) or t.ByteSize() for t in model.graph.initializer)
+    external_data_path(output).unlink(missing_ok=True)
+    if tensor_bytes <= EXTERNAL_DATA_BYTES:
+        onnx.save(model, str(output))
+    else:
+        onnx.save(model, str(output), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=external_data_path(output).name, size_threshold=1024)
 
 
 def pytorch_mean_probabilities(checkpoints: list[Path], arguments, scoring) -> np.ndarray:

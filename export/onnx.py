@@ -10,6 +10,7 @@ with the PyTorch one, so a failed export leaves nothing at the output path.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -26,7 +27,7 @@ from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_argumen
 from argvalues.errors import ExportParityError, ModelDirError
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import SCORING_CONFIG_NAME, ScoringConfig
-from argvalues.variants import VARIANT_FILES
+from argvalues.variants import VARIANT_FILES, external_data_path, onnx_files
 
 MANIFEST_NAME = "manifest.json"
 DEFAULT_OUTPUT = "argvalues-model"
@@ -186,6 +187,18 @@ def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments:
     return results
 
 
+def _readable_as_umask_allows(directory: Path) -> None:
+    """Give the model directory the modes a plain ``mkdir`` and ``open`` would: ``mkdtemp`` makes it
+    0700 and onnx writes external tensors 0600, which would hide the model from the account that
+    scores with it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
 def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: float = DEFAULT_ATOL,
                  opset: int | None = None, log: Callable[[str], None] = print, variants: tuple[str, ...] = (),
                  ensemble: bool = False, join: tuple[str | Path, ...] = ()) -> dict:
@@ -204,6 +217,7 @@ def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: 
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log, list(variants), ensemble, joined)
+        _readable_as_umask_allows(staging)
         if output.exists():
             shutil.rmtree(output)
         staging.rename(output)
@@ -252,9 +266,11 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
         log(f"exporting fold {fold} of {run} ({member}) with Optimum's ONNX exporter")
         export_onnx(member, target, opset)
         member_files.append(target / "model.onnx")
-    merged = staging / ".members" / "ensemble.onnx"
+    merged = staging / ".members" / "merged" / "model.onnx"
+    merged.parent.mkdir()
     merge_mean_probability(member_files, merged)
-    merged.replace(staging / "model.onnx")
+    for path in onnx_files(merged):  # the graph and, for a large ensemble, its tensors (model.onnx.data)
+        path.replace(staging / path.name)
     shutil.rmtree(staging / ".members")
     if joined:
         scoring.save(staging)
@@ -295,7 +311,9 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         "run": str(run_dir.resolve()) if run_dir else None,
         "cv": json.loads(cv_summary.read_text()) if cv_summary.is_file() else None,
         "onnx": {"file": "model.onnx", "sha256": sha256_of(staging / "model.onnx"),
-                 "bytes": (staging / "model.onnx").stat().st_size},
+                 "bytes": (staging / "model.onnx").stat().st_size,
+                 **({"external_data": {"file": data.name, "sha256": sha256_of(data), "bytes": data.stat().st_size}}
+                    if (data := external_data_path(staging / "model.onnx")).is_file() else {})},
         "parity": parity,
         "ensemble": ensemble,
         "variants": built,

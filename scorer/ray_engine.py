@@ -33,6 +33,7 @@ from ray.data.datasource import FileBasedDatasource
 from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
 from argvalues.rows import REJECTS_HEADER, Reject, SeenIds
+from argvalues.variants import onnx_files
 from scorer.journal import fsync_directory, partial_path, sync_files
 from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
 from scorer.score import (ScoreOptions, ScoreStats, default_rejects_path, format_rows, header_line, output_values,
@@ -164,8 +165,8 @@ def _check_inputs(inputs: list[str], options: ScoreOptions) -> None:
 
 def _model_files(model_dir: Path, onnx_path: Path) -> dict[str, bytes]:
     """The files one variant of the model needs, read once here and shipped to every worker."""
-    names = [name for name in MODEL_SIDE_FILES if (model_dir / name).is_file()] + [onnx_path.name]
-    return {name: (model_dir / name).read_bytes() for name in names}
+    paths = [model_dir / name for name in MODEL_SIDE_FILES if (model_dir / name).is_file()] + onnx_files(onnx_path)
+    return {path.name: path.read_bytes() for path in paths}
 
 
 def _start_ray(ray_options: RayOptions) -> bool:

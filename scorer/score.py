@@ -26,6 +26,7 @@ from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECTS_HEADER, ON_BAD_ROW, Reject, SeenIds
 from argvalues.digest import sha256_of
+from argvalues.variants import onnx_files
 from scorer.journal import Journal, Progress, sync_files
 from scorer.model import TOKENIZER_NAME, ScoringModel
 
@@ -239,9 +240,10 @@ def run_fingerprint(inputs: list[str], model: ScoringModel, options: ScoreOption
     return {
         "inputs": [{"path": str(Path(p).resolve()), "bytes": Path(p).stat().st_size, "sha256": sha256_of(Path(p))}
                    for p in inputs],
-        "model": {name: sha256_of(model.model_dir / name)
-                  for name in (model.onnx_path.name, TOKENIZER_NAME, "argvalues.json")
-                  if (model.model_dir / name).is_file()},
+        "model": {path.name: sha256_of(path)
+                  for path in [*onnx_files(model.onnx_path), model.model_dir / TOKENIZER_NAME,
+                               model.model_dir / "argvalues.json"]
+                  if path.is_file()},
         "options": options.output_shaping(model.provider, model.variant),
     }
 

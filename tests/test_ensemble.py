@@ -232,3 +232,42 @@ def test_distill_join_without_the_training_labels_fails_before_writing_anything(
     with pytest.raises(ModelDirError, match="the training labels are needed"):
         run_distillation(student, log=lambda _: None)
     assert not (tmp_path / "student").exists()
+
+
+def test_an_ensemble_too_large_for_one_onnx_file_keeps_its_tensors_beside_it(tiny_run, tmp_path, monkeypatch):
+    """Protobuf cannot write a model over 2 GB (ten all-mpnet-base-v2 members are 4.4 GB): past
+    EXTERNAL_DATA_BYTES the tensors go to model.onnx.data, which the scorer, its run fingerprint
+    and the Ray workers take with the graph."""
+    import os
+
+    import export.ensemble
+    from argvalues.digest import sha256_of
+    from scorer.model import ScoringModel
+    from scorer.ray_engine import _model_files
+    from scorer.score import ScoreOptions, run_fingerprint
+
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    export_model(tiny_run, tmp_path / "whole", ensemble=True, log=lambda _: None)
+    monkeypatch.setattr(export.ensemble, "EXTERNAL_DATA_BYTES", 0)
+    manifest = export_model(tiny_run, tmp_path / "model", ensemble=True, variants=("int8", "optimized"),
+                            log=lambda _: None)
+
+    graph, data = tmp_path / "model" / "model.onnx", tmp_path / "model" / "model.onnx.data"
+    assert graph.stat().st_size < (tmp_path / "whole" / "model.onnx").stat().st_size / 4 < data.stat().st_size
+    assert manifest["onnx"]["external_data"] == {"file": "model.onnx.data", "sha256": sha256_of(data),
+                                                 "bytes": data.stat().st_size}
+    assert "external_data" not in json.loads((tmp_path / "whole" / "manifest.json").read_text())["onnx"]
+    model = ScoringModel(tmp_path / "model", device="cpu", variant="fp32")
+    np.testing.assert_allclose(model.probabilities(arguments),
+                               ScoringModel(tmp_path / "whole", device="cpu", variant="fp32").probabilities(arguments),
+                               atol=1e-6)
+    assert ScoringModel(tmp_path / "model", device="cpu", variant="int8").probabilities(arguments).shape == (60, 20)
+    optimized = tmp_path / "model" / "model_optimized.onnx"  # Optimum keeps the tensors outside too, same naming
+    assert ScoringModel(tmp_path / "model", device="cpu", variant="optimized").probabilities(arguments).shape == (60, 20)
+    assert set(_model_files(tmp_path / "model", optimized)) >= {"model_optimized.onnx", "model_optimized.onnx.data"}
+    assert {"model.onnx", "model.onnx.data"} <= set(run_fingerprint([], model, ScoreOptions())["model"])
+    assert {"model.onnx", "model.onnx.data"} <= set(_model_files(tmp_path / "model", graph))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert data.stat().st_mode & 0o777 == 0o666 & ~umask  # not onnx's 0600

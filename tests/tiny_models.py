@@ -9,7 +9,7 @@ from argvalues.contract import LABELS, TEMPLATES
 from argvalues.model_config import ScoringConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-FAMILIES = ("bert", "roberta", "distilbert", "deberta-v2")
+FAMILIES = ("bert", "roberta", "distilbert", "deberta-v2", "mpnet")
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 HIDDEN = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
@@ -22,7 +22,7 @@ def _vocabulary() -> list[str]:
 
 
 def tiny_tokenizer(family: str):
-    """A word-level fast tokenizer; RoBERTa and DistilBERT get no token_type_ids, like the real ones."""
+    """A word-level fast tokenizer; RoBERTa, DistilBERT and MPNet get no token_type_ids, like the real ones."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -44,7 +44,7 @@ def tiny_tokenizer(family: str):
 
 
 def tiny_config(family: str, vocab_size: int):
-    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, RobertaConfig
+    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, MPNetConfig, RobertaConfig
 
     labels = dict(num_labels=len(LABELS), problem_type="multi_label_classification",
                   id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
@@ -60,6 +60,9 @@ def tiny_config(family: str, vocab_size: int):
         return DebertaV2Config(vocab_size=vocab_size, max_position_embeddings=160, type_vocab_size=2, pad_token_id=0,
                                relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=16,
                                max_relative_positions=64, **HIDDEN, **labels)
+    if family == "mpnet":  # all-mpnet-base-v2's architecture: relative position buckets, no token types
+        return MPNetConfig(vocab_size=vocab_size, max_position_embeddings=162, pad_token_id=0, bos_token_id=2,
+                           eos_token_id=3, **HIDDEN, **labels)
     raise ValueError(family)
 
 
