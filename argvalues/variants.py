@@ -8,18 +8,20 @@ FP32 = "fp32"
 VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
                  "fp16": "model_fp16.onnx"}
 #: Tensors of a model over protobuf's 2 GB limit (an ensemble of many or large members) live in one
-#: file beside it, named after it: model.onnx -> model.onnx.data.
-EXTERNAL_DATA_SUFFIX = ".data"
+#: file beside it, named after it: model.onnx -> model.onnx.data (what `export --ensemble` and
+#: ONNX Runtime's optimizer write), or model.onnx_data (what Optimum's exporter writes).
+EXTERNAL_DATA_SUFFIXES = (".data", "_data")
 
 
 def external_data_path(onnx_path: Path) -> Path:
-    return onnx_path.with_name(onnx_path.name + EXTERNAL_DATA_SUFFIX)
+    """Where ``export --ensemble`` puts the tensors of a large model."""
+    return onnx_path.with_name(onnx_path.name + EXTERNAL_DATA_SUFFIXES[0])
 
 
 def onnx_files(onnx_path: Path) -> list[Path]:
     """The files one ONNX model is made of: the graph, and its external tensors when it has them."""
-    data = external_data_path(onnx_path)
-    return [onnx_path, data] if data.is_file() else [onnx_path]
+    data = [onnx_path.with_name(onnx_path.name + suffix) for suffix in EXTERNAL_DATA_SUFFIXES]
+    return [onnx_path] + [path for path in data if path.is_file()]
 
 
 #: Preference order when the scorer picks a variant for a provider.

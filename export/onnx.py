@@ -27,7 +27,7 @@ from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_argumen
 from argvalues.errors import ExportParityError, ModelDirError
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import SCORING_CONFIG_NAME, ScoringConfig
-from argvalues.variants import VARIANT_FILES, external_data_path, onnx_files
+from argvalues.variants import VARIANT_FILES, onnx_files
 
 MANIFEST_NAME = "manifest.json"
 DEFAULT_OUTPUT = "argvalues-model"
@@ -187,6 +187,15 @@ def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments:
     return results
 
 
+def _onnx_record(onnx_path: Path) -> dict:
+    """The manifest's entry for the model file: name, sha256, size, and the same for its external tensors."""
+    graph, *data = onnx_files(onnx_path)
+    record = {"file": graph.name, "sha256": sha256_of(graph), "bytes": graph.stat().st_size}
+    if data:
+        record["external_data"] = {"file": data[0].name, "sha256": sha256_of(data[0]), "bytes": data[0].stat().st_size}
+    return record
+
+
 def _readable_as_umask_allows(directory: Path) -> None:
     """Give the model directory the modes a plain ``mkdir`` and ``open`` would: ``mkdtemp`` makes it
     0700 and onnx writes external tensors 0600, which would hide the model from the account that
@@ -269,6 +278,8 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
     merged = staging / ".members" / "merged" / "model.onnx"
     merged.parent.mkdir()
     merge_mean_probability(member_files, merged)
+    for path in onnx_files(staging / "model.onnx"):  # the first member's, exported there with its config
+        path.unlink()
     for path in onnx_files(merged):  # the graph and, for a large ensemble, its tensors (model.onnx.data)
         path.replace(staging / path.name)
     shutil.rmtree(staging / ".members")
@@ -310,10 +321,7 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         "source_checkpoint": str(checkpoint.resolve()),
         "run": str(run_dir.resolve()) if run_dir else None,
         "cv": json.loads(cv_summary.read_text()) if cv_summary.is_file() else None,
-        "onnx": {"file": "model.onnx", "sha256": sha256_of(staging / "model.onnx"),
-                 "bytes": (staging / "model.onnx").stat().st_size,
-                 **({"external_data": {"file": data.name, "sha256": sha256_of(data), "bytes": data.stat().st_size}}
-                    if (data := external_data_path(staging / "model.onnx")).is_file() else {})},
+        "onnx": _onnx_record(staging / "model.onnx"),
         "parity": parity,
         "ensemble": ensemble,
         "variants": built,

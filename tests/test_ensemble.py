@@ -271,3 +271,14 @@ def test_an_ensemble_too_large_for_one_onnx_file_keeps_its_tensors_beside_it(tin
     os.umask(umask)
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     assert data.stat().st_mode & 0o777 == 0o666 & ~umask  # not onnx's 0600
+
+
+def test_onnx_files_finds_the_tensors_under_either_name_a_writer_gives_them(tmp_path):
+    from argvalues.variants import onnx_files
+
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph")
+    assert onnx_files(graph) == [graph]
+    (tmp_path / "model.onnx_data").write_bytes(b"tensors")  # Optimum's exporter, for one model over 2 GB
+    (tmp_path / "model_quantized.onnx.data").write_bytes(b"another model's")
+    assert onnx_files(graph) == [graph, tmp_path / "model.onnx_data"]
