@@ -242,8 +242,8 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
                      arguments: pd.DataFrame, opset: int | None, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
     """Export every fold model (of the run and the ``joined`` runs) and join them into
     ``staging/model.onnx``; returns the manifest part and PyTorch's mean probabilities on the parity
-    sample. Joined runs get thresholds chosen on all the runs' out-of-fold predictions together,
-    written into ``staging``'s scoring config."""
+    sample. Writes ``staging``'s scoring config: the run's, with thresholds chosen on all the runs'
+    out-of-fold predictions together when runs are joined."""
     from export.ensemble import (fold_members, joined_thresholds, member_records, merge_mean_probability,
                                  pytorch_mean_probabilities)
 
@@ -283,8 +283,7 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
     for path in onnx_files(merged):  # the graph and, for a large ensemble, its tensors (model.onnx.data)
         path.replace(staging / path.name)
     shutil.rmtree(staging / ".members")
-    if joined:
-        scoring.save(staging)
+    scoring.save(staging)  # the run's thresholds, or the joined ensemble's
     torch_probabilities = pytorch_mean_probabilities([m for _, _, m in members], arguments, scoring)
     records = [{"run": str(run.resolve()), **record} for run in runs for record in member_records(folds_of_run[run])]
     part.update(members=records, thresholds=scoring.thresholds, threshold_strategy=scoring.threshold_strategy)
@@ -306,7 +305,6 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         log(f"exporting {checkpoint} with Optimum's ONNX exporter")
         export_onnx(checkpoint, staging, opset)
         torch_probabilities = pytorch_probabilities(checkpoint, arguments)
-    if not (staging / SCORING_CONFIG_NAME).is_file():  # a joined ensemble has written its own thresholds
         shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
     parity = check_parity(checkpoint, staging, arguments, atol, torch_probabilities)
     built = build_variants(variants, checkpoint, staging, arguments, torch_probabilities, log) if variants else {}
