@@ -138,7 +138,8 @@ def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(
     from trainer.run_dir import joined_thresholds
     from scorer.model import ScoringModel
 
-    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, join=(second_run,)), log=lambda _: None)
+    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, join=(second_run,)),
+                            log=lambda _: None)
     members = manifest["ensemble"]["members"]
     assert [(m["run"], m["fold"]) for m in members] == [(str(run.resolve()), k) for run in (tiny_run, second_run)
                                                          for k in range(3)]

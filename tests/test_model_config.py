@@ -17,7 +17,8 @@ def config(**changes) -> ScoringConfig:
 
 def test_save_and_load_round_trip_every_field(tmp_path):
     saved = config(thresholds=[round(0.05 * k, 2) for k in range(len(LABELS))], threshold_strategy="per-label",
-                   base_model="bert-base-uncased", variants={"int8": {"file": "model_quantized.onnx", "default_ok": True}},
+                   base_model="bert-base-uncased",
+                   variants={"int8": {"file": "model_quantized.onnx", "default_ok": True}},
                    recipe={"lr": 2e-5, "folds": 5})
     path = saved.save(tmp_path)
     assert path == tmp_path / SCORING_CONFIG_NAME

@@ -6,24 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argvalues.contract import ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
+from argvalues.contract import ID_COLUMN, LABELS, read_labelled_arguments
 from argvalues.errors import ArgvaluesError, ModelDirError
 from trainer.config import TrainConfig
 from trainer.run_dir import (CheckpointDir, RunDir, joined_out_of_fold, joined_thresholds, mean_out_of_fold,
                              write_probabilities)
-from tiny_models import EXAMPLES
-
-
-def fake_run(path, seed: int, template: str = "premise-stance-conclusion", folds: int = 3) -> RunDir:
-    """A finished run's records: its config and out-of-fold probabilities for the example arguments."""
-    run = RunDir(path)
-    run.path.mkdir(parents=True)
-    run.write_config(TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
-                                 output=str(path), template=template, seed=seed, resume=True))
-    arguments = read_arguments(EXAMPLES / "arguments.tsv")
-    probabilities = np.random.default_rng(seed).random((len(arguments), len(LABELS)), dtype=np.float32)
-    run.write_out_of_fold(arguments[ID_COLUMN], probabilities, np.arange(len(arguments)) % folds)
-    return run
+from tiny_models import EXAMPLES, fake_run
 
 
 def test_config_round_trips_and_resume_is_not_recorded(tmp_path):
