@@ -1,8 +1,9 @@
 """Export a trained checkpoint to a self-contained ONNX model directory with Optimum.
 
 The directory holds ``model.onnx``, ``config.json`` (id2label), the tokenizer files,
-``argvalues.json`` (labels, thresholds, template, max length) and ``manifest.json`` (source,
-CV metrics, sha256 of the ONNX file, library versions, the parity check). It is built in a
+``argvalues.json`` (labels, thresholds, template, max length), ``manifest.json`` (source,
+CV metrics, sha256 of the ONNX file, library versions, the parity check) and ``README.md``, the
+model card made from them (:mod:`export.model_card`). It is built in a
 temporary directory beside the target and renamed into place only once the ONNX model agrees
 with the PyTorch one, so a failed export leaves nothing at the output path.
 """
@@ -260,6 +261,7 @@ def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Pat
 def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, options: ExportOptions,
                  log: Callable[[str], None]) -> dict:
     from export.build_variants import build_variants
+    from export.model_card import write_model_card
     from trainer.evaluation import checkpoint_probabilities
 
     check_safetensors(checkpoint.path)
@@ -294,4 +296,5 @@ def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, o
         "export_seconds": round(time.perf_counter() - started, 1),
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_model_card(staging, manifest, run)
     return manifest
