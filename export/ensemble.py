@@ -88,7 +88,8 @@ def member_records(members: list[FoldDir]) -> list[dict]:
     for fold in members:
         record = fold.read_record()
         best = record["epochs"][record["best_epoch"] - 1]
-        records.append({"fold": fold.number, "checkpoint": str(fold.model.resolve()), "best_epoch": record["best_epoch"],
+        records.append({"fold": fold.number, "checkpoint": str(fold.model.resolve()),
+                        "best_epoch": record["best_epoch"],
                         "f1_at_its_best_global_threshold": best["f1_at_best_global_threshold"],
                         "its_best_global_threshold": best["best_global_threshold"]})
     return records

@@ -217,18 +217,18 @@ def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Pat
         raise ModelDirError(f"{checkpoint.path}: --ensemble needs a training run directory (with folds/), "
                             "not a checkpoint")
     runs = [run] + [RunDir(path) for path in options.join]
-    if len({r.path.resolve() for r in runs}) < len(runs):
+    if len({run_dir.path.resolve() for run_dir in runs}) < len(runs):
         raise ModelDirError("--join names a run twice (or the run itself)")
-    folds_of_run = {r: r.finished_folds() for r in runs}
-    members: list[tuple[RunDir, FoldDir]] = [(r, fold) for r in runs for fold in folds_of_run[r]]
+    folds_of_run = {run_dir: run_dir.finished_folds() for run_dir in runs}
+    members: list[tuple[RunDir, FoldDir]] = [(run_dir, fold) for run_dir in runs for fold in folds_of_run[run_dir]]
     if len(members) < 2:
         raise ModelDirError(f"{run.path}: --ensemble needs at least 2 finished folds, found {len(members)}")
     scoring = ScoringConfig.load(checkpoint.path)
-    part = {"runs": [str(r.path.resolve()) for r in runs], "combine": "mean of probabilities",
+    part = {"runs": [str(run_dir.path.resolve()) for run_dir in runs], "combine": "mean of probabilities",
             "thresholds_from": "the run's out-of-fold predictions (each argument scored by the fold model that "
                                "did not train on it)"}
     if options.join:
-        choice = joined_thresholds([r.path for r in runs], scoring.threshold_strategy)
+        choice = joined_thresholds([run_dir.path for run_dir in runs], scoring.threshold_strategy)
         scoring.thresholds, scoring.threshold_strategy = choice["thresholds"], choice["strategy"]
         part["thresholds_from"] = ("the mean of the runs' out-of-fold predictions (each argument scored, in each "
                                    "run, by the fold model that did not train on it)")
@@ -236,10 +236,10 @@ def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Pat
         log(f"{len(runs)} runs joined: {choice['strategy']} thresholds chosen on their joined out-of-fold "
             f"predictions (cross-fitted F1 {choice['crossfit_f1'][choice['strategy']]:.4f})")
     member_files = []
-    for r, fold in members:
+    for run_dir, fold in members:
         check_safetensors(fold.model)
         target = staging if not member_files else staging / ".members" / f"{len(member_files)}"
-        log(f"exporting fold {fold.number} of {r.path} ({fold.model}) with Optimum's ONNX exporter")
+        log(f"exporting fold {fold.number} of {run_dir.path} ({fold.model}) with Optimum's ONNX exporter")
         export_onnx(fold.model, target, options.opset)
         member_files.append(target / "model.onnx")
     merged = staging / ".members" / "merged" / "model.onnx"
@@ -252,7 +252,8 @@ def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Pat
     shutil.rmtree(staging / ".members")
     scoring.save(staging)  # the run's thresholds, or the joined ensemble's
     torch_probabilities = checkpoint_probabilities([fold.model for _, fold in members], arguments, scoring)
-    records = [{"run": str(r.path.resolve()), **record} for r in runs for record in member_records(folds_of_run[r])]
+    records = [{"run": str(run_dir.path.resolve()), **record}
+               for run_dir in runs for record in member_records(folds_of_run[run_dir])]
     part.update(members=records, thresholds=scoring.thresholds, threshold_strategy=scoring.threshold_strategy)
     log(f"joined {len(members)} fold models into one ONNX model (mean of their probabilities)")
     return part, torch_probabilities

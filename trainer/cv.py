@@ -27,7 +27,7 @@ from trainer.evaluation import evaluate_checkpoint
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer, save_checkpoint, training_arguments
 from trainer.report import summarise_folds, write_reports
-from trainer.run_dir import PARITY_SAMPLE_ROWS, FoldDir, RunDir
+from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, PARITY_SAMPLE_ROWS, FoldDir, RunDir
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     write_reports(report, run.path)
     run.best.write_summary({"best": report["best"], "summary": report["summary"], "thresholds": threshold_choice,
                             "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}})
-    log(f"wrote {run.path / 'cv-report.md'} and the best checkpoint to {run.best.path}")
+    log(f"wrote {run.path / CV_REPORT_MARKDOWN_NAME} and the best checkpoint to {run.best.path}")
     return report
 
 

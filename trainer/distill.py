@@ -29,7 +29,8 @@ from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_argumen
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
 from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig
-from trainer.run_dir import CheckpointDir, RunDir, joined_thresholds, mean_out_of_fold
+from trainer.run_dir import (BEST_NAME, CHECKPOINTS_NAME, VALIDATION_PROBABILITIES_NAME, CheckpointDir, RunDir,
+                             joined_thresholds, mean_out_of_fold)
 
 
 @dataclass
@@ -132,15 +133,16 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     pooling = config.student_pooling(run_scoring)
     model = load_classifier(config.model, pooling=pooling)
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
-    args = training_arguments(config, out / "checkpoints", eval_strategy="no", save_strategy="no")
-    log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, {config.epochs} epoch(s)")
+    args = training_arguments(config, out / CHECKPOINTS_NAME, eval_strategy="no", save_strategy="no")
+    log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, "
+        f"{config.epochs} epoch(s)")
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
     output = trainer.train()
-    best = CheckpointDir(out / "best")
+    best = CheckpointDir(out / BEST_NAME)
     shutil.rmtree(best.path, ignore_errors=True)
     save_checkpoint(trainer, best.path)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out / CHECKPOINTS_NAME, ignore_errors=True)
     scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
                             template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
                             recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
@@ -148,10 +150,11 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
                                     "seed": config.seed})
     scoring.save(best.path)
     best.copy_parity_sample_from(run_best)
-    report = {"config": asdict(config), "rows": len(arguments), "train_seconds": round(output.metrics["train_runtime"], 1),
+    report = {"config": asdict(config), "rows": len(arguments),
+              "train_seconds": round(output.metrics["train_runtime"], 1),
               "train_samples_per_second": output.metrics.get("train_samples_per_second")}
     if validation is not None:
-        report["validation"] = evaluate_checkpoint(best.path, *validation, out / "validation-probabilities.tsv",
+        report["validation"] = evaluate_checkpoint(best.path, *validation, out / VALIDATION_PROBABILITIES_NAME,
                                                    TrainConfig.eval_batch_size)
         log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the ensemble's thresholds")
     report["seconds"] = round(time.perf_counter() - started, 1)
