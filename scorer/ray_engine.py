@@ -32,6 +32,7 @@ from ray.data.datasource import FileBasedDatasource
 
 from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
+from argvalues.formats import split_name
 from argvalues.rows import REJECTS_HEADER, Reject, SeenIds
 from argvalues.variants import onnx_files
 from scorer.journal import fsync_directory, partial_path, sync_files
@@ -91,13 +92,16 @@ class _Lines:
 class ArgumentFiles(FileBasedDatasource):
     """Argument TSVs read by the contract's row reader, one read task per file, in chunks."""
 
-    def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int, **kwargs):
+    def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int,
+                 columns: dict | None = None, **kwargs):
         super().__init__(paths, **kwargs)
         self.required, self.on_bad_row, self.chunk_rows = required, on_bad_row, chunk_rows
+        self.columns = columns or {}
 
     def _read_stream(self, stream, path: str) -> Iterator[pd.DataFrame]:
         # IDs are checked within the file here and across files by the driver, in input order.
-        rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row)
+        rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row, columns=self.columns,
+                             file_format="tsv")
         for number, chunk in enumerate(rows.chunks(self.chunk_rows)):
             yield _block(chunk, path, number, self.required)
 
@@ -158,9 +162,18 @@ def _check_inputs(inputs: list[str], options: ScoreOptions) -> None:
     if options.resume:
         raise ArgvaluesError("--resume works with the local engine only; with --engine ray, Ray retries failed "
                              "workers within a run, and a failed run is started again")
+    refused = [f"--{name}" for name, given in (("format", options.input_format not in (None, "tsv")),
+                                               ("output-format", options.output_format != "tsv"),
+                                               ("keep-columns", bool(options.keep_columns))) if given]
+    if refused:
+        raise ArgvaluesError(f"--engine ray reads and writes TSV only ({', '.join(refused)} given): score other "
+                             f"formats with the local engine")
     for source in inputs:
         if "://" not in source and not Path(source).exists():
             raise DataError(f"{source}: no such file or directory")
+        if split_name(source)[0] not in (None, "tsv") or split_name(source)[1] not in (None, "gzip"):
+            raise ArgvaluesError(f"{source}: --engine ray reads TSV only (plain or .gz): score it with the local "
+                                 f"engine")
 
 
 def _model_files(model_dir: Path, onnx_path: Path) -> dict[str, bytes]:
@@ -256,6 +269,7 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
         raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
     model_dir = Path(options.model_dir)
     config = load_model_config(model_dir, options.variant)
+    reading = options.reading(config.required_columns)  # files are read in parallel: no row-number IDs, the ID column is required
     device = "cuda" if ray_options.gpus_per_worker > 0 else "cpu"
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
     variant, onnx_path = variant_file(model_dir, config, provider, options.variant)  # the workers' variant
@@ -282,6 +296,7 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
                 f"{ray_options.gpus_per_worker:g} GPU(s) each, {variant} variant")
         model_files = ray.put(files)  # held here for the whole run: restarted workers fetch it again
         datasource = ArgumentFiles(inputs, config.required_columns, options.on_bad_row, options.chunk_rows,
+                                   columns=reading["columns"],
                                    file_extensions=None if all(Path(p).is_file() for p in inputs if "://" not in p)
                                    else list(DIRECTORY_EXTENSIONS))
         scored = ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(

@@ -21,7 +21,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ID_COLUMN, argument_rows
+from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, argument_rows
+from argvalues.formats import FORMATS
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECTS_HEADER, ON_BAD_ROW, Reject, SeenIds
@@ -30,6 +31,7 @@ from argvalues.variants import onnx_files
 from scorer.journal import Journal, Progress, sync_files
 from scorer.model import TOKENIZER_NAME, ScoringModel
 
+OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 DEFAULT_MODEL_DIR = "argvalues-model"
 MODEL_ENV = "ARGVALUES_MODEL"
 
@@ -53,6 +55,13 @@ class ScoreOptions:
     on_bad_row: str = "fail"
     rejects: str | None = None
     resume: bool = False
+    #: Reading: the input format (None: by extension), template field -> the input's column name,
+    #: the ID column (None: 'Argument ID', else row numbers), input columns carried to the output.
+    input_format: str | None = None
+    columns: dict = field(default_factory=dict)
+    id_column: str | None = None
+    keep_columns: list = field(default_factory=list)
+    output_format: str = "tsv"
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -63,10 +72,34 @@ class ScoreOptions:
             raise ArgvaluesError(f"chunk size must be at least 1, got {self.chunk_rows}")
         if self.on_bad_row not in ON_BAD_ROW:
             raise ArgvaluesError(f"--on-bad-row must be one of {ON_BAD_ROW}, got {self.on_bad_row!r}")
+        if self.input_format is not None and self.input_format not in FORMATS:
+            raise ArgvaluesError(f"--format must be one of {list(FORMATS)}, got {self.input_format!r}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ArgvaluesError(f"--output-format must be one of {list(OUTPUT_FORMATS)}, got {self.output_format!r}")
+        for name, value in self.columns.items():
+            if name not in ARGUMENT_COLUMNS or name == ID_COLUMN:
+                raise ArgvaluesError(f"--column {name}={value}: the fields are {ARGUMENT_COLUMNS[1:]} "
+                                     f"(--id-column names the ID column)")
+            if not value:
+                raise ArgvaluesError(f"--column {name}=: the column name is empty")
+        clash = [c for c in self.keep_columns if c == ID_COLUMN or c in LABELS]
+        if clash:
+            raise ArgvaluesError(f"--keep-columns {clash[0]}: the output has a column of that name already")
+
+    def reading(self, required: list[str]) -> dict:
+        """How :func:`argvalues.contract.argument_rows` reads the inputs for a model reading ``required``."""
+        unread = [name for name in self.columns if name not in required]
+        if unread:
+            raise ArgvaluesError(f"--column {unread[0]}={self.columns[unread[0]]}: this model does not read "
+                                 f"{unread[0]}; its template reads {[c for c in required if c != ID_COLUMN]}")
+        columns = {**self.columns, **({ID_COLUMN: self.id_column} if self.id_column else {})}
+        return dict(columns=columns, keep=list(self.keep_columns), file_format=self.input_format,
+                    row_ids=self.id_column is None, one_line=self.output_format == "tsv")
 
     def output_shaping(self, provider: str, variant: str) -> dict:
         """What decides the output bytes: a resumed run must agree on all of it."""
-        keys = ("threshold", "batch_size", "probabilities", "chunk_rows", "on_bad_row")
+        keys = ("threshold", "batch_size", "probabilities", "chunk_rows", "on_bad_row", "input_format", "columns",
+                "id_column", "keep_columns", "output_format")
         return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider, "variant": variant}
 
 
@@ -114,8 +147,29 @@ def header_line(labels: list[str]) -> str:
     return "\t".join([ID_COLUMN] + labels) + "\n"
 
 
+def output_format_of(output: str | None) -> str:
+    """The output format an ``-o`` name implies (.csv, .jsonl/.ndjson, .parquet/.pq); TSV otherwise."""
+    from argvalues.formats import split_name
+
+    found = split_name(output)[0] if output and output != "-" else None
+    return found if found in OUTPUT_FORMATS else "tsv"
+
+
+def parse_column_mappings(values: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``--column FIELD=NAME`` values as {field: name}."""
+    columns: dict[str, str] = {}
+    for value in values:
+        field_name, equals, name = value.partition("=")
+        if not equals:
+            raise ArgvaluesError(f"--column {value}: expected FIELD=NAME, e.g. --column Premise=text")
+        if field_name.strip() in columns:
+            raise ArgvaluesError(f"--column {field_name.strip()} is given twice")
+        columns[field_name.strip()] = name
+    return columns
+
+
 def _chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
-            done: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, int, object, object]]:
+            done: tuple[int, int] = (0, 0), log=None) -> Iterator[tuple[int, int, object, object]]:
     """(input index, chunk index within it, chunk, prepared batches) for every chunk of every input.
 
     Chunks before ``done`` (already written by an interrupted run) are read, to check IDs across
@@ -123,7 +177,8 @@ def _chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
     """
     seen = SeenIds()  # IDs must be unique across all inputs of a run
     for index, source in enumerate(inputs):
-        rows = argument_rows(source, model.required_columns, options.on_bad_row, seen)
+        rows = argument_rows(source, model.required_columns, options.on_bad_row, seen,
+                             **options.reading(model.required_columns), log=log)
         for number, chunk in enumerate(rows.chunks(options.chunk_rows)):
             ready = (index, number) >= done and not chunk.frame.empty
             yield index, number, chunk, model.prepare(chunk.frame, options.batch_size) if ready else None
@@ -155,8 +210,8 @@ def prefetch_default() -> bool:
     return len(os.sched_getaffinity(0)) >= 4
 
 
-def _work(inputs, model, options, done=(0, 0)) -> Iterator:
-    items = _chunks(inputs, model, options, done)
+def _work(inputs, model, options, done=(0, 0), log=None) -> Iterator:
+    items = _chunks(inputs, model, options, done, log)
     prefetch = prefetch_default() if options.prefetch is None else options.prefetch
     return _one_ahead(items) if prefetch else items
 
@@ -169,7 +224,7 @@ def _progress(enabled: bool):
 
 def _check_inputs(inputs: list[str]) -> None:
     if not inputs:
-        raise ArgvaluesError("no input file given; pass one or more TSV files, or - for standard input")
+        raise ArgvaluesError("no input file given; pass one or more files (TSV, CSV, JSON lines, Parquet), or - for standard input")
     for source in inputs:
         if source != "-" and not Path(source).is_file():
             raise DataError(f"{source}: no such file")
@@ -189,19 +244,20 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
     if not to_stdout and Path(output).is_dir():
         raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
     model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant)
+    options.reading(model.required_columns)  # a --column the model does not read fails before any row is read
     if log:
         log(f"scoring with {model.provider}, {model.variant} variant (model {model.model_dir})")
     started = time.perf_counter()
     with _progress(progress) as bar:
         if to_stdout:
-            stats = _score_to_stream(inputs, sys.stdout, model, options, bar)
+            stats = _score_to_stream(inputs, sys.stdout, model, options, bar, log)
         else:
             stats = _score_to_file(inputs, Path(output), model, options, bar, log)
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats:
+def _score_to_stream(inputs, handle: IO[str], model, options, bar, log=None) -> ScoreStats:
     stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider)
     rejects = open(options.rejects, "wb") if options.rejects else None
     try:
@@ -209,7 +265,7 @@ def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats
         header = header_line(model.labels)
         if rejects:
             rejects.write(REJECTS_HEADER.encode())
-        for _, _, chunk, prepared in _work(inputs, model, options):
+        for _, _, chunk, prepared in _work(inputs, model, options, log=log):
             handle.write(header + _frame_text(model, chunk.frame, prepared, options))
             handle.flush()
             header = ""
@@ -288,7 +344,7 @@ def _score_to_file(inputs, target: Path, model, options: ScoreOptions, bar, log)
                 done.rejects_bytes = rejects.tell() if rejects else 0
                 journal.save(done)
             bar.update(done.rows)
-            for index, number, chunk, prepared in _work(inputs, model, options, (done.input, done.chunks)):
+            for index, number, chunk, prepared in _work(inputs, model, options, (done.input, done.chunks), log):
                 if (index, number) < (done.input, done.chunks):
                     continue  # finished before the crash; read again only to check IDs across chunks
                 output.write(_frame_text(model, chunk.frame, prepared, options).encode())
