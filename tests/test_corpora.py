@@ -290,3 +290,127 @@ def test_parquet_needs_a_file(tiny_exported, tmp_path):
     broken.write_bytes(b"PAR1 not really")
     result = run(tiny_exported, broken)
     assert result.exit_code == 3 and "not a readable Parquet file" in result.stderr
+
+
+# -- output formats ------------------------------------------------------------------------------
+
+KEPT = [["A1", "forum", "We should ban fast food", "in favor of", "fast food harms the health of children"],
+        ["A2", "letter\twith a tab", "We should protect old forests", "against", "jobs in the timber towns matter more"],
+        ["A3", 'a "quoted"\nline break', "We should fund schools", "in favor of", "a good school lifts a whole town"]]
+KEPT_HEADER = ["Argument ID", "source", "Conclusion", "Stance", "Premise"]
+
+
+def read_output(path, file_format) -> pd.DataFrame:
+    if file_format == "parquet":
+        return pq.read_table(path).to_pandas()
+    if file_format == "jsonl":
+        return pd.read_json(path, lines=True, dtype={"Argument ID": str, "source": str})
+    return pd.read_csv(path, sep="\t" if file_format == "tsv" else ",", dtype={"Argument ID": str, "source": str},
+                       keep_default_na=False, quoting=csv.QUOTE_NONE if file_format == "tsv" else csv.QUOTE_MINIMAL)
+
+
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_every_output_format_holds_the_same_scores(tiny_exported, tmp_path, probabilities):
+    source = write_csv(tmp_path / "in.csv", KEPT, header=KEPT_HEADER)
+    flag = ["--probabilities"] if probabilities else []
+    reference = read_output(_score_to(tiny_exported, tmp_path / "ref.tsv", source, *flag), "tsv")
+    for file_format in ("csv", "jsonl", "parquet"):
+        out = _score_to(tiny_exported, tmp_path / f"out.{file_format}", source, "--keep-columns", "source", *flag)
+        frame = read_output(out, file_format)
+        assert list(frame.columns) == ["Argument ID", "source", *LABELS], file_format
+        assert frame["Argument ID"].tolist() == ["A1", "A2", "A3"]
+        assert frame["source"].tolist() == [row[1] for row in KEPT]  # carried through, tab and line break too
+        tolerance = 1e-6 if probabilities else 0  # six decimals in text, float32 in Parquet
+        assert (frame[LABELS].to_numpy(dtype=float) - reference[LABELS].to_numpy(dtype=float)).max() <= tolerance
+
+
+def _score_to(model, out, *args):
+    result = run(model, *map(str, args), "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_parquet_round_trip(tiny_exported, tmp_path):
+    rows = [[f"P{i:03d}", f"source {i % 3}", "We should X", ["in favor of", "against"][i % 2], f"premise {i}"]
+            for i in range(50)]
+    source = write_parquet(tmp_path / "in.parquet", rows, header=KEPT_HEADER, row_group_size=16)
+    out = _score_to(tiny_exported, tmp_path / "out.parquet", source, "--chunk-rows", "20", "--keep-columns", "source")
+    table = pq.read_table(out)
+    assert pq.ParquetFile(out).metadata.num_row_groups == 3  # one per chunk of 20
+    assert table.schema.field("Argument ID").type == pa.string() and table.schema.field(LABELS[0]).type == pa.int8()
+    assert table.column("Argument ID").to_pylist() == [row[0] for row in rows]
+    assert table.column("source").to_pylist() == [row[1] for row in rows]
+    tsv = read_output(_score_to(tiny_exported, tmp_path / "out.tsv", source, "--chunk-rows", "20"), "tsv")
+    assert (table.to_pandas()[LABELS].to_numpy() == tsv[LABELS].to_numpy()).all()
+    # scored again from its own output's IDs: Parquet in, Parquet out
+    probabilities = _score_to(tiny_exported, tmp_path / "p.parquet", source, "--probabilities")
+    assert pq.read_table(probabilities).schema.field(LABELS[0]).type == pa.float32()
+    header_only = write_parquet(tmp_path / "empty.parquet", [], header=KEPT_HEADER)
+    assert pq.read_table(_score_to(tiny_exported, tmp_path / "empty-out.parquet", header_only)).num_rows == 0
+
+
+def test_tsv_output_refuses_values_it_cannot_hold(tiny_exported, tmp_path):
+    source = write_csv(tmp_path / "in.csv", KEPT, header=KEPT_HEADER)
+    result = run(tiny_exported, "--keep-columns", "source", source, "-o", tmp_path / "out.tsv")
+    assert result.exit_code == 3
+    assert ("line 3: column 'source': the kept column holds a tab or a line break, which TSV output cannot hold"
+            in result.stderr)
+    skipped = run(tiny_exported, "--keep-columns", "source", "--on-bad-row", "skip", source, "-o", tmp_path / "out.tsv")
+    assert skipped.exit_code == 0
+    assert read_output(tmp_path / "out.tsv", "tsv")["Argument ID"].tolist() == ["A1"]
+    quoted_id = write_csv(tmp_path / "ids.csv", [['A"1', "c", "against", "p"]])
+    out = _score_to(tiny_exported, tmp_path / "ids.tsv", quoted_id)
+    assert out.read_text().splitlines()[1].startswith('A"1\t')  # as in the input: TSV has no quoting
+
+
+def test_output_format_options(tiny_exported, tmp_path):
+    source = write_tsv(tmp_path / "in.tsv", ROWS[:2])
+    piped = run(tiny_exported, "--output-format", "jsonl", source)
+    assert [json.loads(line)["Argument ID"] for line in piped.stdout.splitlines()] == ["A1", "A2"]
+    as_csv = run(tiny_exported, "--output-format", "csv", source)
+    assert as_csv.stdout.splitlines()[0] == ",".join(["Argument ID", *LABELS])
+    named = _score_to(tiny_exported, tmp_path / "scores.txt", "--output-format", "csv", source)
+    assert named.read_text().startswith("Argument ID,")
+    for args, message in [(["--output-format", "parquet"], "--output-format parquet needs -o"),
+                          (["--resume", "-o", tmp_path / "x.parquet"], "--resume cannot continue a Parquet output"),
+                          (["--keep-columns", "Stimulation", "-o", tmp_path / "x.csv"], "has a column of that name")]:
+        result = run(tiny_exported, *args, source)
+        assert result.exit_code == 1 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    missing = run(tiny_exported, "--keep-columns", "nope", source, "-o", tmp_path / "y.csv")
+    assert missing.exit_code == 3 and "--keep-columns names column(s) ['nope']" in missing.stderr
+
+
+def test_jsonl_with_resume_after_a_kill(tiny_exported, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = [[f"J{i:05d}", "We should X", ["in favor of", "against"][i % 2], f"premise number {i} " + "word " * (i % 40)]
+            for i in range(4000)]
+    source = write_jsonl(tmp_path / "in.jsonl.gz", [])
+    source.write_bytes(gzip.compress("".join(json.dumps(dict(zip(ARGUMENT_COLUMNS, r))) + "\n" for r in rows).encode()))
+    command = [sys.executable, "-c", "from scorer.cli import main; main()", "--model", str(tiny_exported),
+               "--chunk-rows", "100", "--probabilities", str(source), "-o"]
+    reference = tmp_path / "reference.jsonl"
+    subprocess.run([*command, str(reference)], check=True, capture_output=True)
+    out = tmp_path / "run" / "scores.jsonl"
+    out.parent.mkdir()
+    journal = out.with_name(f".{out.name}.journal")
+    process = subprocess.Popen([*command, str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill it once some chunks are journaled, well before the end
+        if journal.is_file() and 0 < json.loads(journal.read_text())["progress"]["rows"] <= 2000:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    done = json.loads(journal.read_text())["progress"]["rows"]
+    assert 0 < done < len(rows)
+    resumed = subprocess.run([*command, str(out), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {out}: {done} rows already scored" in resumed.stderr
+    assert out.read_bytes() == reference.read_bytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.jsonl"]

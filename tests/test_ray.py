@@ -183,3 +183,32 @@ def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
     done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--num-workers", "2", str(corpus)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "--num-workers only apply with --engine ray" in done.stderr
+
+
+def test_other_column_names_on_ray_match_the_local_engine(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 300)
+    lines = corpus.read_text().splitlines()
+    renamed = tmp_path / "renamed.tsv"
+    renamed.write_text("\n".join(["id\tclaim\tside\ttext", *lines[1:]]) + "\n")
+    mapping = dict(columns={"Conclusion": "claim", "Stance": "side", "Premise": "text"}, id_column="id")
+    local, distributed, _, _ = score_both(tiny_exported, [renamed], tmp_path, **mapping)
+    assert distributed.read_bytes() == local.read_bytes()
+    plain = tmp_path / "plain.tsv"
+    score_files([str(corpus)], str(plain), ScoreOptions(model_dir=str(tiny_exported), chunk_rows=100))
+    assert local.read_bytes() == plain.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["in.csv"], "in.csv: --engine ray reads TSV only (plain or .gz)"),
+    (["--format", "jsonl", "in.tsv"], "--engine ray reads and writes TSV only (--format given)"),
+    (["--output-format", "csv", "in.tsv"], "--engine ray reads and writes TSV only (--output-format given)"),
+    (["--keep-columns", "x", "in.tsv"], "--engine ray reads and writes TSV only (--keep-columns given)"),
+])
+def test_ray_refuses_other_formats_with_one_line(tiny_exported, tmp_path, args, message):
+    for name in ("in.csv", "in.tsv"):
+        write_corpus(tmp_path / name, 3)
+    result = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", *args], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: {message}: score other formats with the local engine" or \
+        result.stderr.strip() == f"Error: {message}: score it with the local engine", result.stderr
