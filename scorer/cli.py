@@ -9,7 +9,8 @@ import click
 
 from argvalues.cli_support import log, user_errors
 from argvalues.errors import ArgvaluesError
-from scorer.score import MODEL_ENV, ScoreOptions, default_model_dir, score_files
+from scorer.options import MODEL_ENV, ScoreOptions, default_model_dir
+from scorer.score import score_files
 
 model_option = click.option(
     "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir, show_default=f"${MODEL_ENV} or ./argvalues-model",
