@@ -420,6 +420,8 @@ class ParquetReader(Reader):
                 pa.types.is_large_binary(kind) or getattr(pa.types, "is_string_view", lambda _: False)(kind):
             # as bytes: bytes that are not UTF-8 are then named per row, not a failure of the whole batch
             return array.cast(pa.large_binary()).to_pylist()
+        if pa.types.is_null(kind):  # a column with no value at all (e.g. an empty table's)
+            return [None] * len(array)
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or \
                 pa.types.is_temporal(kind) or pa.types.is_decimal(kind):
             return [None if v is None else v.encode() for v in array.cast(pa.large_string()).to_pylist()]

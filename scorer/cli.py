@@ -11,8 +11,9 @@ from argvalues import __version__
 from argvalues.cli_support import Command, log, user_errors
 from argvalues.errors import ArgvaluesError
 from argvalues.formats import FORMATS
-from scorer.score import (MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, output_format_of,
-                          parse_column_mappings, score_files)
+from scorer.options import MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, parse_column_mappings
+from scorer.output_formats import output_format_of
+from scorer.score import score_files
 
 model_option = click.option(
     "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir, show_default=f"${MODEL_ENV} or ./argvalues-model",

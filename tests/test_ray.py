@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
-from argvalues.contract import ARGUMENT_COLUMNS
-from argvalues.errors import ArgvaluesError, DataError
-from scorer.score import ScoreOptions, score_files
-from scorer.ray_engine import RayOptions, score_with_ray
-from tiny_models import EXAMPLES
+ray = pytest.importorskip("ray", reason="score --engine ray needs Ray: pip install 'argvalues[ray]'")
+
+from argvalues.contract import ARGUMENT_COLUMNS  # noqa: E402
+from argvalues.errors import ArgvaluesError, DataError  # noqa: E402
+from scorer.ray_engine import RayOptions, score_with_ray  # noqa: E402
+from scorer.score import ScoreOptions, score_files  # noqa: E402
+from tiny_models import EXAMPLES  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 SCORE = [sys.executable, "-c", "from scorer.cli import main; main()"]
 
@@ -165,7 +168,7 @@ def test_refusals_name_what_to_do(tiny_exported, local_ray, tmp_path):
         RayOptions(num_workers=0)
 
 
-def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
+def test_cli_runs_ray(tiny_exported, tmp_path):
     corpus = write_corpus(tmp_path / "corpus.tsv", 200)
     done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", "--num-workers", "2", "--quiet",
                            str(corpus), "-o", str(tmp_path / "ray.tsv")], capture_output=True, text=True, timeout=300)
