@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import zstandard
 from click.testing import CliRunner
 
 from argvalues.contract import ARGUMENT_COLUMNS, LABELS
@@ -23,6 +22,16 @@ ROWS = [
     # a comma, a quote, a tab and a line break: CSV quotes them, TSV cannot hold the last two
     ["A3", "We should fund, not cut, schools", "in favor of", 'a "good" school\tlifts a whole\ntown'],
 ]
+
+
+def zstd_compress(data: bytes) -> bytes:
+    try:
+        from compression import zstd  # Python 3.14
+    except ImportError:
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(data)
+    return zstd.compress(data)
 
 
 def run(model, *args):
@@ -119,7 +128,7 @@ def test_every_format_scores_the_same(tiny_exported, reference, tmp_path, file_f
 
 @pytest.mark.parametrize("extension, compress", [
     ("gz", gzip.compress), ("bz2", bz2.compress), ("xz", lzma.compress),
-    ("zst", lambda data: zstandard.ZstdCompressor().compress(data))])
+    ("zst", zstd_compress)])
 @pytest.mark.parametrize("file_format", ["tsv", "csv", "jsonl"])
 def test_compressed_inputs(tiny_exported, reference, tmp_path, extension, compress, file_format):
     writer = {"tsv": write_tsv, "csv": write_csv, "jsonl": write_jsonl}[file_format]
@@ -132,7 +141,7 @@ def test_compressed_inputs(tiny_exported, reference, tmp_path, extension, compre
 
 
 @pytest.mark.parametrize("extension, compress", [
-    ("bz2", bz2.compress), ("xz", lzma.compress), ("zst", lambda data: zstandard.ZstdCompressor().compress(data))])
+    ("bz2", bz2.compress), ("xz", lzma.compress), ("zst", zstd_compress)])
 def test_a_truncated_compressed_file_fails_cleanly(tiny_exported, tmp_path, extension, compress):
     rows = [[f"T{i}", "We should X", "against", f"premise number {i} " + "word " * 30] for i in range(2000)]
     packed = compress(write_tsv(tmp_path / "in.tsv", rows).read_bytes())
