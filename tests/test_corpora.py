@@ -354,6 +354,11 @@ def test_a_parquet_round_trip(tiny_exported, tmp_path):
     # scored again from its own output's IDs: Parquet in, Parquet out
     probabilities = _score_to(tiny_exported, tmp_path / "p.parquet", source, "--probabilities")
     assert pq.read_table(probabilities).schema.field(LABELS[0]).type == pa.float32()
+    # all or nothing: a bad row in the last chunk leaves no file (and no partial) behind
+    bad = write_parquet(tmp_path / "bad.parquet", [*rows, ["P999", "s", "c", "pro", "p"]], header=KEPT_HEADER)
+    failed = run(tiny_exported, "--chunk-rows", "20", bad, "-o", tmp_path / "bad-out" / "out.parquet")
+    assert failed.exit_code == 3 and f"{bad}: row 51: column 'Stance'" in failed.stderr
+    assert list((tmp_path / "bad-out").iterdir()) == []
     header_only = write_parquet(tmp_path / "empty.parquet", [], header=KEPT_HEADER)
     assert pq.read_table(_score_to(tiny_exported, tmp_path / "empty-out.parquet", header_only)).num_rows == 0
 
