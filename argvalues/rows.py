@@ -170,7 +170,9 @@ class ArgumentRows:
         duplicated = sorted({c for c in header if header.count(c) > 1})
         if duplicated:
             raise DataError(f"{self.name}: line 1: column(s) {duplicated} appear more than once")
-        if self.row_ids and self.names[self.id_column] not in header:
+        id_name = self.names[self.id_column]
+        # A near miss ('argument_id') is more likely a misnamed ID column than none: that stays an error.
+        if self.row_ids and id_name not in header and not _suggest(id_name, header):
             self.row_numbers = True
             if self.log:
                 self.log(f"note: {self.name} has no '{self.id_column}' column: the output's {self.id_column} is "

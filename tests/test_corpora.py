@@ -184,6 +184,10 @@ def test_row_numbers_count_across_inputs_and_keep_a_rejected_rows_number(premise
 
 
 def test_column_mapping_mistakes(premise_model, tiny_exported, tmp_path):
+    misnamed = write_csv(tmp_path / "misnamed.csv", [["t1", "some text"]], header=["argument_id", "Premise"])
+    result = run(premise_model, misnamed)  # not numbered: a near miss of the ID column is a mistake
+    assert result.exit_code == 3
+    assert "missing column(s) ['Argument ID'] (is 'argument_id' meant to be 'Argument ID'?)" in result.stderr
     source = write_csv(tmp_path / "texts.csv", [["t1", "some text"]], header=["id", "text"])
     unmapped = run(premise_model, "--id-column", "id", source)
     assert unmapped.exit_code == 3
