@@ -128,12 +128,14 @@ def _parser_error(path: str, error: Exception) -> DataError:
 
 
 def argument_rows(source: str | Path | IO[bytes], required: list[str] | None = None, on_bad_row: str = "fail",
-                  seen: SeenIds | None = None) -> ArgumentRows:
+                  seen: SeenIds | None = None, **reading) -> ArgumentRows:
     """A row reader that applies the contract's row rules: non-empty ID, Premise and Conclusion,
     a Stance of 'in favor of' or 'against', unique IDs (across inputs sharing ``seen``). Only the
-    ``required`` columns are checked and kept; extra columns are ignored."""
+    ``required`` columns are checked and kept; extra columns are ignored. ``reading`` goes to
+    :class:`ArgumentRows`: ``columns`` (field -> the input's column name), ``keep``,
+    ``file_format``, ``row_ids``, ``one_line``, ``log``."""
     return ArgumentRows(source, required or ARGUMENT_COLUMNS, on_bad_row=on_bad_row, seen=seen,
-                        id_column=ID_COLUMN, nonempty=(CONCLUSION, PREMISE), allowed={STANCE: STANCES})
+                        id_column=ID_COLUMN, nonempty=(CONCLUSION, PREMISE), allowed={STANCE: STANCES}, **reading)
 
 
 def iter_argument_chunks(

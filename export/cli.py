@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from argvalues.cli_support import log, user_errors
+from argvalues.cli_support import Command, log, user_errors
 from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("source", metavar="RUN_OR_CHECKPOINT", type=click.Path())
 @click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False),
               help="Model directory to write; 'score' reads ./argvalues-model by default.")

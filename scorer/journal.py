@@ -2,9 +2,9 @@
 
 While a run goes, results grow in ``.NAME.partial`` beside the target. After every chunk the
 partial file (and the rejects file) is flushed to disk, then the journal ``.NAME.journal`` is
-replaced atomically with the progress made: which input, how many chunks of it, how many bytes
-of output. Only a complete run renames the partial file to the target. So after a crash (kill
--9, power loss) the target is absent or still the previous complete file, and ``--resume``
+replaced atomically with the progress made: where the next chunk starts (in the engine's own
+terms), how many bytes of output. Only a complete run renames the partial file to the target.
+So after a crash (kill -9, power loss) the target is absent or still the previous complete file, and ``--resume``
 truncates the partial file to the last journaled byte and continues from the next chunk. Chunks
 are cut the same way on every run, so the resumed output is byte-identical to an uninterrupted
 one. The journal holds fingerprints of the inputs, the model and the options that shape the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from argvalues.errors import ResumeError
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 
 
 def fsync_directory(directory: Path) -> None:
@@ -62,8 +62,7 @@ def partial_path(target: Path) -> Path:
 
 @dataclass
 class Progress:
-    input: int = 0  # index of the input being scored
-    chunks: int = 0  # chunks of that input already written
+    position: object = None  # where the next chunk starts, in the engine's terms (None: at the start)
     output_bytes: int = 0
     rejects_bytes: int = 0
     rows: int = 0

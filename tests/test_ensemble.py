@@ -25,6 +25,7 @@ def tiny_run(tmp_path_factory):
     return root / "run"
 
 
+@pytest.mark.slow
 def test_ensemble_outputs_the_mean_of_the_fold_probabilities(tiny_run, tmp_path):
     from argvalues.model_config import ScoringConfig
     from scorer.model import ScoringModel
@@ -45,6 +46,7 @@ def test_ensemble_outputs_the_mean_of_the_fold_probabilities(tiny_run, tmp_path)
     assert manifest["parity"]["max_abs_difference"] < 1e-4
 
 
+@pytest.mark.slow
 def test_ensemble_scores_through_the_unchanged_scorer(tiny_run, tmp_path):
     from click.testing import CliRunner
 
@@ -56,6 +58,7 @@ def test_ensemble_scores_through_the_unchanged_scorer(tiny_run, tmp_path):
     assert len(result.stdout.splitlines()) == 13
 
 
+@pytest.mark.slow
 def test_ensemble_needs_a_run_with_folds(tiny_run, tmp_path):
     import shutil
 
@@ -65,6 +68,7 @@ def test_ensemble_needs_a_run_with_folds(tiny_run, tmp_path):
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path):
     import pandas as pd
 
@@ -114,6 +118,7 @@ def second_run(tiny_run):
     return tiny_run.parent / "run-seed-7"
 
 
+@pytest.mark.slow
 def test_joined_out_of_fold_is_the_mean_of_the_runs_aligned_by_argument(tiny_run, second_run):
     import pandas as pd
 
@@ -132,6 +137,7 @@ def test_joined_out_of_fold_is_the_mean_of_the_runs_aligned_by_argument(tiny_run
     np.testing.assert_array_equal(targets, labels[[row[i] for i in first.index]])
 
 
+@pytest.mark.slow
 def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(tiny_run, second_run, tmp_path):
     from argvalues.model_config import ScoringConfig
     from trainer.evaluation import checkpoint_probabilities
@@ -153,6 +159,7 @@ def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(
                                checkpoint_probabilities(checkpoints, arguments, scoring), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_join_refuses_what_cannot_make_one_ensemble(tiny_run, second_run, tmp_path):
     import shutil
 
@@ -169,6 +176,7 @@ def test_join_refuses_what_cannot_make_one_ensemble(tiny_run, second_run, tmp_pa
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(tiny_run, second_run, tmp_path):
     import pandas as pd
 
@@ -189,6 +197,7 @@ def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(t
             == joined_thresholds([tiny_run, second_run], "global")["thresholds"])
 
 
+@pytest.mark.slow
 def test_export_cli_refuses_joining_an_unfinished_run_in_one_line(tiny_run, tmp_path):
     from click.testing import CliRunner
 
@@ -204,6 +213,7 @@ def test_export_cli_refuses_joining_an_unfinished_run_in_one_line(tiny_run, tmp_
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_distill_refuses_a_teacher_of_other_runs(tiny_run, second_run, tmp_path):
     from argvalues.errors import ArgvaluesError
     from trainer.distill import DistillConfig, soft_targets
@@ -220,6 +230,7 @@ def test_distill_refuses_a_teacher_of_other_runs(tiny_run, second_run, tmp_path)
     assert len(arguments) == 60 + 12
 
 
+@pytest.mark.slow
 def test_distill_join_without_the_training_labels_fails_before_writing_anything(tiny_run, second_run, tmp_path):
     import shutil
 
@@ -236,6 +247,7 @@ def test_distill_join_without_the_training_labels_fails_before_writing_anything(
     assert not (tmp_path / "student").exists()
 
 
+@pytest.mark.slow
 def test_an_ensemble_too_large_for_one_onnx_file_keeps_its_tensors_beside_it(tiny_run, tmp_path, monkeypatch):
     """Protobuf cannot write a model over 2 GB (ten all-mpnet-base-v2 members are 4.4 GB): past
     EXTERNAL_DATA_BYTES the tensors go to model.onnx.data, which the scorer, its run fingerprint

@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
-from argvalues.contract import ARGUMENT_COLUMNS
-from argvalues.errors import ArgvaluesError, DataError
-from scorer.score import ScoreOptions, score_files
-from scorer.ray_engine import RayOptions, score_with_ray
-from tiny_models import EXAMPLES
+ray = pytest.importorskip("ray", reason="score --engine ray needs Ray: pip install 'argvalues[ray]'")
+
+from argvalues.contract import ARGUMENT_COLUMNS  # noqa: E402
+from argvalues.errors import ArgvaluesError, DataError  # noqa: E402
+from scorer.ray_engine import RayOptions, score_with_ray  # noqa: E402
+from scorer.score import ScoreOptions, score_files  # noqa: E402
+from tiny_models import EXAMPLES  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 SCORE = [sys.executable, "-c", "from scorer.cli import main; main()"]
 
@@ -165,7 +168,7 @@ def test_refusals_name_what_to_do(tiny_exported, local_ray, tmp_path):
         RayOptions(num_workers=0)
 
 
-def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
+def test_cli_runs_ray(tiny_exported, tmp_path):
     corpus = write_corpus(tmp_path / "corpus.tsv", 200)
     done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", "--num-workers", "2", "--quiet",
                            str(corpus), "-o", str(tmp_path / "ray.tsv")], capture_output=True, text=True, timeout=300)
@@ -183,3 +186,32 @@ def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
     done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--num-workers", "2", str(corpus)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "--num-workers only apply with --engine ray" in done.stderr
+
+
+def test_other_column_names_on_ray_match_the_local_engine(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 300)
+    lines = corpus.read_text().splitlines()
+    renamed = tmp_path / "renamed.tsv"
+    renamed.write_text("\n".join(["id\tclaim\tside\ttext", *lines[1:]]) + "\n")
+    mapping = dict(columns={"Conclusion": "claim", "Stance": "side", "Premise": "text"}, id_column="id")
+    local, distributed, _, _ = score_both(tiny_exported, [renamed], tmp_path, **mapping)
+    assert distributed.read_bytes() == local.read_bytes()
+    plain = tmp_path / "plain.tsv"
+    score_files([str(corpus)], str(plain), ScoreOptions(model_dir=str(tiny_exported), chunk_rows=100))
+    assert local.read_bytes() == plain.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["in.csv"], "in.csv: --engine ray reads TSV only (plain or .gz)"),
+    (["--format", "jsonl", "in.tsv"], "--engine ray reads and writes TSV only (--format given)"),
+    (["--output-format", "csv", "in.tsv"], "--engine ray reads and writes TSV only (--output-format given)"),
+    (["--keep-columns", "x", "in.tsv"], "--engine ray reads and writes TSV only (--keep-columns given)"),
+])
+def test_ray_refuses_other_formats_with_one_line(tiny_exported, tmp_path, args, message):
+    for name in ("in.csv", "in.tsv"):
+        write_corpus(tmp_path / name, 3)
+    result = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", *args], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: {message}: score other formats with the local engine" or \
+        result.stderr.strip() == f"Error: {message}: score it with the local engine", result.stderr
