@@ -78,8 +78,11 @@ class Journal:
         self.path = target.with_name(f".{target.name}.journal")
         self.rejects_target = rejects_target
         self.rejects_partial = partial_path(rejects_target) if rejects_target else None
+        self.meta_target = target.with_name(f"{target.name}.meta.json")  # the sidecar (scorer.meta)
+        self.meta_partial = partial_path(self.meta_target)
         self.fingerprint = fingerprint
         self.finished = False
+        self.started: str | None = None  # when the run began (kept through resumes)
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -94,6 +97,7 @@ class Journal:
             data = json.loads(self.path.read_text())
             progress = Progress(**data["progress"])
             self.finished = bool(data.get("finished", False))
+            self.started = data.get("started")
         except (OSError, ValueError, KeyError, TypeError):
             raise ResumeError(f"{self.path}: the journal is unreadable; rerun without --resume to start over") from None
         if data.get("version") != JOURNAL_VERSION:
@@ -118,11 +122,12 @@ class Journal:
 
     def save(self, progress: Progress, finished: bool = False) -> None:
         record = {"version": JOURNAL_VERSION, "target": str(self.target), "fingerprint": self.fingerprint,
-                  "progress": asdict(progress), "finished": finished}
+                  "progress": asdict(progress), "finished": finished, "started": self.started}
         write_atomically(self.path, json.dumps(record, indent=1).encode())
 
     def discard(self) -> None:
-        for path in (self.partial, self.rejects_partial, self.path, self.path.with_name(self.path.name + ".tmp")):
+        for path in (self.partial, self.rejects_partial, self.meta_partial, self.path,
+                     self.path.with_name(self.path.name + ".tmp")):
             if path is not None:
                 path.unlink(missing_ok=True)
 
@@ -132,6 +137,8 @@ class Journal:
         self.save(progress, finished=True)
         if self.rejects_partial is not None and self.rejects_partial.is_file():
             os.replace(self.rejects_partial, self.rejects_target)
+        if self.meta_partial.is_file():  # before the output: a new output never appears without its sidecar
+            os.replace(self.meta_partial, self.meta_target)
         if self.partial.is_file():
             os.replace(self.partial, self.target)
         fsync_directory(self.target.parent)

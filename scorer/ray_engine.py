@@ -36,12 +36,15 @@ from argvalues.model_config import ScoringConfig
 from argvalues.rows import Reject, SeenIds
 from argvalues.variants import onnx_files
 from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
+from scorer.meta import run_record
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.output import (FileOutput, ScoredChunk, StreamOutput, TsvScores, binary_stdout, check_inputs,
-                           input_fingerprint, model_fingerprint, output_target, output_values, rejects_target,
-                           write_scores)
+from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, TsvScores, binary_stdout,
+                           check_inputs, claim, input_fingerprint, model_fingerprint, output_target, output_values,
+                           rejects_target, write_scores)
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
+#: In a resumed run's progress: every chunk of this file is written.
+FILE_DONE = -1
 #: File names a directory input contributes (explicitly named files are read whatever their name).
 DIRECTORY_EXTENSIONS = ("tsv", "tsv.gz")
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "tokenizer_config.json", "special_tokens_map.json", "argvalues.json")
@@ -93,15 +96,22 @@ class _Lines:
 class ArgumentFiles(FileBasedDatasource):
     """Argument TSVs read by the contract's row reader, one read task per file, in chunks."""
 
-    def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int, **kwargs):
+    def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int,
+                 done: dict[str, int] | None = None, **kwargs):
+        """``done``: chunks already written per file (:data:`FILE_DONE`: all of them), left out."""
         super().__init__(paths, **kwargs)
         self.required, self.on_bad_row, self.chunk_rows = required, on_bad_row, chunk_rows
+        self.done = done or {}
 
     def _read_stream(self, stream, path: str) -> Iterator[pd.DataFrame]:
         # IDs are checked within the file here and across files by the driver, in input order.
+        done = self.done.get(path, 0)
+        if done == FILE_DONE:
+            return
         rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row)
         for number, chunk in enumerate(rows.chunks(self.chunk_rows)):
-            yield _block(chunk, path, number, self.required)
+            if number >= done:  # earlier chunks are read again only to check IDs within the file
+                yield _block(chunk, path, number, self.required)
 
 
 def _block(chunk, path: str, number: int, required: list[str]) -> pd.DataFrame:
@@ -243,24 +253,35 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
     ``after_block(rows_written)`` is called after each block is written (progress hooks, tests).
     """
     check_inputs(inputs, engine="ray")
-    if options.resume:
-        raise ArgvaluesError("--resume works with the local engine only; with --engine ray, Ray retries failed "
-                             "workers within a run, and a failed run is started again")
     target = output_target(output, inputs, options)
-    model = WorkerModel.choose(options, ray_options)
-    rejects = rejects_target(target, options)
-    stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider, rejects_path=str(rejects) if rejects else None)
-    sink = _output(target, rejects, inputs, model, options, log)
+    with claim(target):
+        model = WorkerModel.choose(options, ray_options)
+        rejects = rejects_target(target, options)
+        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+                           rejects_path=str(rejects) if rejects else None)
+        sink, done = _output(target, rejects, inputs, model, options, stats, log)
+        if not sink.complete:
+            started = time.perf_counter()
+            _run_on_ray(inputs, sink, done, model, options, ray_options, stats, progress, log, after_block)
+            stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _run_on_ray(inputs: list[str], sink: ScoresOutput, done: dict[str, int], model: WorkerModel,
+                options: ScoreOptions, ray_options: RayOptions, stats: ScoreStats, progress: bool, log,
+                after_block) -> None:
+    """Start (or join) Ray, score every chunk not ``done`` and write it to ``sink``; errors as one line."""
     started_here = _start_ray(ray_options)
-    started = time.perf_counter()
     try:
         _check_resources(ray_options, local=not ray_options.address)
         _quiet_ray_data(progress)
         if log:
             log(_plan_line(ray_options, model.variant))
-        blocks = _scored_blocks(_pipeline(inputs, model, options, ray_options))
+        seen = _seen_ids(sink)
+        blocks = _scored_blocks(_pipeline(inputs, model, options, ray_options, done))
         hook = (lambda: after_block(stats.rows)) if after_block else None
-        write_scores(sink, _driver_chunks(blocks, options, model.config.labels, hook), stats)
+        chunks = _driver_chunks(blocks, options, model.config.labels, hook, done, seen)
+        write_scores(sink, chunks, stats, limit=options.bad_row_limit)
     except (ArgvaluesError, OSError) as error:
         if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
             raise _user_error(error) from None
@@ -270,18 +291,27 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
     finally:
         if started_here:
             ray.shutdown()
-    stats.seconds = time.perf_counter() - started
-    return stats
 
 
-def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel,
-            options: ScoreOptions, log):
+def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel, options: ScoreOptions,
+            stats: ScoreStats, log) -> tuple[ScoresOutput, dict[str, int]]:
+    """Where the scores go, and the chunks an interrupted run already wrote (reader chunks per file)."""
     scores = TsvScores(model.config.labels)
     if target is None:
-        return StreamOutput(binary_stdout(), rejects, scores)
+        return StreamOutput(binary_stdout(), rejects, scores), {}
     fingerprint = {"inputs": [_input_fingerprint(p) for p in inputs], "model": model.fingerprint(),
                    "options": options.output_shaping(model.provider, model.variant, engine="ray")}
-    return FileOutput(target, rejects, fingerprint, scores, log)
+    run = run_record(model.directory, fingerprint, model.variant, model.provider, "ray", libraries=("ray",))
+    sink = FileOutput(target, rejects, fingerprint, scores, log, run)
+    return sink, dict(sink.begin(options.resume, stats).position or {})
+
+
+def _seen_ids(sink: ScoresOutput) -> SeenIds:
+    """The IDs an interrupted run already wrote: the driver checks new IDs against them."""
+    seen = SeenIds()
+    for identifier in sink.written_ids() if isinstance(sink, FileOutput) else ():
+        seen.add(identifier)
+    return seen
 
 
 def _input_fingerprint(source: str) -> dict:
@@ -318,11 +348,13 @@ def _plan_line(ray_options: RayOptions, variant: str) -> str:
             f"and {ray_options.gpus_per_worker:g} GPU(s) each, {variant} variant")
 
 
-def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_options: RayOptions):
-    """The Ray Data pipeline: read tasks cut the inputs into the reader's chunks, actors score them."""
+def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_options: RayOptions,
+              done: dict[str, int]):
+    """The Ray Data pipeline: read tasks cut the inputs into the reader's chunks (those not ``done``),
+    actors score them."""
     model_files = ray.put(model.files())  # the dataset holds it for the run: restarted workers fetch it again
     local_files = all(Path(p).is_file() for p in inputs if "://" not in p)
-    datasource = ArgumentFiles(inputs, model.config.required_columns, options.on_bad_row, options.chunk_rows,
+    datasource = ArgumentFiles(inputs, model.config.required_columns, options.on_bad_row, options.chunk_rows, done,
                                file_extensions=None if local_files else list(DIRECTORY_EXTENSIONS))
     return ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(
         ScoringActor,
@@ -337,14 +369,18 @@ def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_
 def _scored_blocks(dataset) -> Iterator[pd.DataFrame]:
     """The scored blocks in input order; what a worker or read task raised, as a one-line error."""
     blocks = iter(dataset.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=1))
-    while True:
-        try:
-            block = next(blocks)
-        except StopIteration:
-            return
-        except Exception as error:  # Ray wraps it, and retries or loses workers on the way
-            raise _user_error(error) from None
-        yield block
+    try:
+        while True:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                return
+            except Exception as error:  # Ray wraps it, and retries or loses workers on the way
+                raise _user_error(error) from None
+            yield block
+    finally:
+        if hasattr(blocks, "close"):
+            blocks.close()  # a run stopped early stops Ray Data's executor too
 
 
 def _whole_chunks(blocks: Iterator[pd.DataFrame], after_block: Callable[[], object] | None = None
@@ -375,15 +411,22 @@ def _chunk_key(frame: pd.DataFrame) -> tuple[str, int]:
 
 
 def _driver_chunks(blocks: Iterator[pd.DataFrame], options: ScoreOptions, labels: list[str],
-                   after_block: Callable[[], object] | None = None) -> Iterator[ScoredChunk]:
+                   after_block: Callable[[], object] | None = None, done: dict[str, int] | None = None,
+                   seen: SeenIds | None = None) -> Iterator[ScoredChunk]:
     """Each reader chunk as the output writes it: IDs checked across files (in input order, by this
-    driver alone), rejects in line order, and where the next chunk starts."""
-    seen = SeenIds()
+    driver alone), rejects in line order, and the chunks written so far per file (the position a
+    resumed run starts from)."""
+    seen = seen if seen is not None else SeenIds()
+    position = dict(done or {})
     value_type = np.float32 if options.probabilities else np.int8
     for frame in _whole_chunks(blocks, after_block):
         keep, rejects = _take_rejects(frame, seen, options.on_bad_row)
         values = frame.loc[keep, labels].to_numpy(dtype=value_type)
-        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=None)
+        path, number = _chunk_key(frame)
+        for earlier in position:  # files come in input order: those before this one are complete
+            position[earlier] = FILE_DONE if earlier != path else position[earlier]
+        position[path] = number + 1
+        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=dict(position))
 
 
 def _take_rejects(chunk: pd.DataFrame, seen: SeenIds, on_bad_row: str) -> tuple[np.ndarray, list[Reject]]:
