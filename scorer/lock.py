@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from argvalues.errors import OutputBusy
+from argvalues.errors import OutputBusy, OutputError
 
 
 def lock_path(target: Path) -> Path:
@@ -29,9 +29,12 @@ class OutputLock:
 
     def acquire(self) -> OutputLock:
         """Take the lock at once, or raise :class:`OutputBusy` naming the run that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise OutputError(f"cannot write {self.path}: {error.strerror or error}") from None
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

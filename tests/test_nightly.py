@@ -134,6 +134,14 @@ def test_the_lock_is_held_by_one_holder_at_a_time_and_removed_after(tmp_path):
     assert not lock_path(target).exists()
 
 
+def test_an_output_folder_that_cannot_be_made_is_one_line(tiny_exported, tmp_path):
+    (tmp_path / "taken").write_text("a file where -o wants a folder")
+    result = run(tiny_exported, EXAMPLES / "to-score.tsv", "-o", tmp_path / "taken" / "out.tsv")
+    assert result.exit_code == 6
+    assert result.stderr.strip().startswith(f"Error: cannot write {tmp_path / 'taken' / '.out.tsv.lock'}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_run_on_a_locked_output_touches_nothing(tiny_exported, tmp_path):
     out = tmp_path / "scores.tsv"
     out.write_text("last night's scores\n")
