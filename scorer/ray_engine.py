@@ -10,7 +10,10 @@
   engine does: same rows, same order, same bytes, the same atomic ``-o`` and rejects file.
 
 A worker that dies is restarted by Ray and its unfinished blocks run again; the driver writes
-each chunk once, when its turn in input order comes, so no row is lost or written twice.
+each chunk once, when its turn in input order comes, so no row is lost or written twice. A run
+that fails as a whole keeps what it wrote: its journal records the reader chunks written per
+file, and ``--resume`` has the read tasks skip them and the driver take the IDs already written
+from the partial output.
 """
 
 from __future__ import annotations
@@ -262,35 +265,47 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
         sink, done = _output(target, rejects, inputs, model, options, stats, log)
         if not sink.complete:
             started = time.perf_counter()
-            _run_on_ray(inputs, sink, done, model, options, ray_options, stats, progress, log, after_block)
+            RayRun(inputs, model, options, ray_options, progress, log, after_block).write(sink, done, stats)
             stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _run_on_ray(inputs: list[str], sink: ScoresOutput, done: dict[str, int], model: WorkerModel,
-                options: ScoreOptions, ray_options: RayOptions, stats: ScoreStats, progress: bool, log,
-                after_block) -> None:
-    """Start (or join) Ray, score every chunk not ``done`` and write it to ``sink``; errors as one line."""
-    started_here = _start_ray(ray_options)
-    try:
-        _check_resources(ray_options, local=not ray_options.address)
-        _quiet_ray_data(progress)
-        if log:
-            log(_plan_line(ray_options, model.variant))
-        seen = _seen_ids(sink)
-        blocks = _scored_blocks(_pipeline(inputs, model, options, ray_options, done))
-        hook = (lambda: after_block(stats.rows)) if after_block else None
-        chunks = _driver_chunks(blocks, options, model.config.labels, hook, done, seen)
-        write_scores(sink, chunks, stats, limit=options.bad_row_limit)
-    except (ArgvaluesError, OSError) as error:
-        if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
+@dataclass
+class RayRun:
+    """One run's inputs, model and settings, and how it reports."""
+
+    inputs: list[str]
+    model: WorkerModel
+    options: ScoreOptions
+    ray_options: RayOptions
+    progress: bool = False
+    log: Callable[[str], object] | None = None
+    after_block: Callable[[int], object] | None = None
+
+    def write(self, sink: ScoresOutput, done: dict[str, int], stats: ScoreStats) -> None:
+        """Start (or join) Ray, score every chunk not ``done`` and write it to ``sink``; errors as one line."""
+        started_here = _start_ray(self.ray_options)
+        try:
+            _check_resources(self.ray_options, local=not self.ray_options.address)
+            _quiet_ray_data(self.progress)
+            if self.log:
+                self.log(_plan_line(self.ray_options, self.model.variant))
+            write_scores(sink, self.chunks(done, _seen_ids(sink), stats), stats, limit=self.options.bad_row_limit)
+        except (ArgvaluesError, OSError) as error:
+            if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
+                raise _user_error(error) from None
+            raise
+        except Exception as error:  # Ray wraps what goes wrong while it sets the run up
             raise _user_error(error) from None
-        raise
-    except Exception as error:  # Ray wraps what goes wrong while it sets the run up
-        raise _user_error(error) from None
-    finally:
-        if started_here:
-            ray.shutdown()
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def chunks(self, done: dict[str, int], seen: SeenIds, stats: ScoreStats) -> Iterator[ScoredChunk]:
+        """The chunks not ``done``, scored on Ray, in input order."""
+        blocks = _scored_blocks(_pipeline(self.inputs, self.model, self.options, self.ray_options, done))
+        hook = (lambda: self.after_block(stats.rows)) if self.after_block else None
+        return _driver_chunks(blocks, self.options, self.model.config.labels, hook, done, seen)
 
 
 def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel, options: ScoreOptions,
