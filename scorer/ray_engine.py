@@ -38,8 +38,8 @@ from argvalues.errors import ArgvaluesError, DataError, RunFailed
 from argvalues.model_config import ScoringConfig
 from argvalues.rows import Reject, SeenIds
 from argvalues.variants import onnx_files
-from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
 from scorer.meta import run_record
+from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
 from scorer.options import ScoreOptions, ScoreStats
 from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, TsvScores, binary_stdout,
                            check_inputs, claim, input_fingerprint, model_fingerprint, output_target, output_values,

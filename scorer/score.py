@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.rows import SeenIds
+from scorer.meta import run_record
 from scorer.model import TOKENIZER_NAME, ScoringModel
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.meta import run_record
 from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, TsvScores, binary_stdout,
                            check_inputs, claim, input_fingerprint, model_fingerprint, output_target, output_values,
                            rejects_target, write_scores)
