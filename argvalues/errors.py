@@ -38,6 +38,16 @@ class ResumeError(ArgvaluesError):
     exit_code = 7
 
 
+class OutputBusy(ArgvaluesError):
+    """Another run is writing the same output (``-o``) right now."""
+
+    exit_code = 8
+
+
+class TooManyBadRows(DataError):
+    """More rows were rejected than ``--max-bad-rows`` allows."""
+
+
 class Interrupted(ArgvaluesError):
     """Ctrl-C (SIGINT) during a run."""
 

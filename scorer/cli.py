@@ -61,9 +61,12 @@ device_option = click.option(
                    "skip it, count it and write it to the rejects file.")
 @click.option("--rejects", type=click.Path(dir_okay=False), default=None,
               help="Where skipped rows go (File, Line, Column, Reason, Row). Default with -o: OUTPUT.rejects.tsv.")
+@click.option("--max-bad-rows", metavar="N|N%", default=None,
+              help="With --on-bad-row skip: fail (exit 3, nothing published) when more than N rows, or more than "
+                   "N% of the rows read, are rejected.")
 @click.option("--resume", is_flag=True,
-              help="Continue an interrupted -o run from its last finished chunk (same inputs, model and "
-                   "options, else refused); without an unfinished run, start from the beginning.")
+              help="Continue an interrupted -o run from its last finished chunk (same inputs, model, options "
+                   "and engine, else refused); without an unfinished run, start from the beginning.")
 @click.option("--quiet", is_flag=True, help="No progress and no provider line on stderr.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this process. ray: Ray Data over a Ray cluster (pip install 'argvalues[ray]'); "
@@ -81,25 +84,26 @@ device_option = click.option(
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
 def score(model_dir, threshold, batch_size, device, probabilities, output, input_format, columns, id_column,
-          keep_columns, output_format, chunk_rows, variant, on_bad_row, rejects, resume, quiet, engine, address,
-          num_workers, gpus_per_worker, cpus_per_worker, inputs):
+          keep_columns, output_format, chunk_rows, variant, on_bad_row, rejects, max_bad_rows, resume,
+          quiet, engine, address, num_workers, gpus_per_worker, cpus_per_worker, inputs):
     """Label arguments (Argument ID, Conclusion, Stance, Premise: the fields the model's template
     reads) in TSV, CSV, JSON lines or Parquet files.
 
     Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
     row, in input order. INPUT may be compressed (.gz .bz2 .xz .zst) or '-' for standard input.
     Progress (rows, rows/s) goes to stderr when it is a terminal. With -o the output appears only
-    when complete.
+    when complete, with OUTPUT.meta.json beside it (model, inputs, versions, row counts, times).
 
     \b
     Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage,
-    3 bad input data, 4 bad model directory, 6 output not writable (disk full),
-    7 --resume refused, 130 interrupted, 143 terminated (SIGTERM).
+    3 bad input data (or more bad rows than --max-bad-rows), 4 bad model directory,
+    6 output not writable (disk full), 7 --resume refused, 8 another run is writing -o OUTPUT,
+    130 interrupted, 143 terminated (SIGTERM).
     """
     keep = [name.strip() for value in keep_columns for name in value.split(",") if name.strip()]
     options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size, device=device,
                            probabilities=probabilities, chunk_rows=chunk_rows, variant=variant, on_bad_row=on_bad_row,
-                           rejects=rejects, resume=resume, input_format=input_format,
+                           rejects=rejects, resume=resume, max_bad_rows=max_bad_rows, input_format=input_format,
                            columns=parse_column_mappings(columns), id_column=id_column, keep_columns=keep,
                            output_format=output_format or output_format_of(output))
     ray_settings = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,

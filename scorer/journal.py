@@ -19,21 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from argvalues.errors import ResumeError
+from argvalues.files import fsync_directory, write_atomically
 
 JOURNAL_VERSION = 2
-
-
-def fsync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def sync_files(*handles) -> None:
@@ -42,17 +30,6 @@ def sync_files(*handles) -> None:
         if handle is not None:
             handle.flush()
             os.fsync(handle.fileno())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: a reader sees the old content or the new, never a mix."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
 
 
 def partial_path(target: Path) -> Path:
@@ -78,8 +55,11 @@ class Journal:
         self.path = target.with_name(f".{target.name}.journal")
         self.rejects_target = rejects_target
         self.rejects_partial = partial_path(rejects_target) if rejects_target else None
+        self.meta_target = target.with_name(f"{target.name}.meta.json")  # the sidecar (scorer.meta)
+        self.meta_partial = partial_path(self.meta_target)
         self.fingerprint = fingerprint
         self.finished = False
+        self.started: str | None = None  # when the run began (kept through resumes)
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -94,6 +74,7 @@ class Journal:
             data = json.loads(self.path.read_text())
             progress = Progress(**data["progress"])
             self.finished = bool(data.get("finished", False))
+            self.started = data.get("started")
         except (OSError, ValueError, KeyError, TypeError):
             raise ResumeError(f"{self.path}: the journal is unreadable; rerun without --resume to start over") from None
         if data.get("version") != JOURNAL_VERSION:
@@ -118,11 +99,12 @@ class Journal:
 
     def save(self, progress: Progress, finished: bool = False) -> None:
         record = {"version": JOURNAL_VERSION, "target": str(self.target), "fingerprint": self.fingerprint,
-                  "progress": asdict(progress), "finished": finished}
+                  "progress": asdict(progress), "finished": finished, "started": self.started}
         write_atomically(self.path, json.dumps(record, indent=1).encode())
 
     def discard(self) -> None:
-        for path in (self.partial, self.rejects_partial, self.path, self.path.with_name(self.path.name + ".tmp")):
+        for path in (self.partial, self.rejects_partial, self.meta_partial, self.path,
+                     self.path.with_name(self.path.name + ".tmp")):
             if path is not None:
                 path.unlink(missing_ok=True)
 
@@ -132,6 +114,8 @@ class Journal:
         self.save(progress, finished=True)
         if self.rejects_partial is not None and self.rejects_partial.is_file():
             os.replace(self.rejects_partial, self.rejects_target)
+        if self.meta_partial.is_file():  # before the output: a new output never appears without its sidecar
+            os.replace(self.meta_partial, self.meta_target)
         if self.partial.is_file():
             os.replace(self.partial, self.target)
         fsync_directory(self.target.parent)

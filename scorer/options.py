@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS
-from argvalues.errors import ArgvaluesError
+from argvalues.errors import ArgvaluesError, TooManyBadRows
 from argvalues.formats import FORMATS
 from argvalues.rows import ON_BAD_ROW, Reject
 
@@ -19,6 +19,38 @@ MODEL_ENV = "ARGVALUES_MODEL"
 def default_model_dir() -> str:
     """``$ARGVALUES_MODEL``, else ``./argvalues-model`` (where ``argvalues export`` writes by default)."""
     return os.environ.get(MODEL_ENV, DEFAULT_MODEL_DIR)
+
+
+@dataclass(frozen=True)
+class BadRowLimit:
+    """``--max-bad-rows``: at most ``count`` rejected rows, or at most ``percent`` of the rows read."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> BadRowLimit:
+        """``"10"`` (rows) or ``"0.5%"`` (of the rows read)."""
+        try:
+            limit = cls(percent=float(text[:-1])) if text.endswith("%") else cls(count=int(text))
+        except ValueError:
+            limit = None
+        if limit is None or (limit.count or 0) < 0 or not 0 <= (limit.percent or 0) <= 100:
+            raise ArgvaluesError(f"--max-bad-rows takes a number of rows (10) or a percentage of the rows read "
+                                 f"(0.5%), got {text!r}")
+        return limit
+
+    def check(self, stats: ScoreStats, final: bool) -> None:
+        """Raise :class:`TooManyBadRows` once the rejects exceed the limit. A count is checked after
+        every chunk (no need to score the rest); a percentage only at the end, over every row read."""
+        read = stats.rows + stats.rejected
+        over = (self.count is not None and stats.rejected > self.count) or (
+            final and self.percent is not None and stats.rejected > read * self.percent / 100)
+        if over:
+            allowed = f"{self.count}" if self.count is not None else f"{self.percent:g}% of {read} read"
+            first = f"; the first: {stats.first_rejects[0].message()}" if stats.first_rejects else ""
+            raise TooManyBadRows(f"{stats.rejected} bad row(s) rejected, more than --max-bad-rows allows "
+                                 f"({allowed}){first}")
 
 
 @dataclass
@@ -42,6 +74,7 @@ class ScoreOptions:
     id_column: str | None = None
     keep_columns: list = field(default_factory=list)
     output_format: str = "tsv"
+    max_bad_rows: str | None = None  # "N" rows or "N%" of the rows read; with on_bad_row="skip"
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -68,6 +101,14 @@ class ScoreOptions:
         clash = [c for c in self.keep_columns if c == ID_COLUMN or c in LABELS]
         if clash:
             raise ArgvaluesError(f"--keep-columns {clash[0]}: the output has a column of that name already")
+        if self.max_bad_rows is not None:
+            BadRowLimit.parse(self.max_bad_rows)
+            if self.on_bad_row != "skip":
+                raise ArgvaluesError("--max-bad-rows applies with --on-bad-row skip (fail stops at the first bad row)")
+
+    @property
+    def bad_row_limit(self) -> BadRowLimit | None:
+        return BadRowLimit.parse(self.max_bad_rows) if self.max_bad_rows is not None else None
 
     def reading(self, required: list[str]) -> dict:
         """How :func:`argvalues.contract.argument_rows` reads the inputs for a model reading ``required``."""

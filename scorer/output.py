@@ -4,23 +4,28 @@ An engine (:mod:`scorer.score` in this process, :mod:`scorer.ray_engine` on Ray)
 into :class:`ScoredChunk` objects, in input order, and hands them to :func:`write_scores`.
 Everything about where they go is decided here, once:
 
-* the checks made before any row is read (:func:`check_inputs`, :func:`output_target`);
+* the checks made before any row is read (:func:`check_inputs`, :func:`output_target`), and the
+  lock that keeps a second run off an output being written (:func:`claim`);
 * the rejects-file rule (:func:`rejects_target`): rows are set aside only under ``--on-bad-row
   skip``, to ``--rejects PATH``, else ``OUT.rejects.tsv`` beside ``-o OUT``;
 * the scores format (:class:`TsvScores`; a writer for another format provides the same three
   methods);
 * the targets: :class:`FileOutput` (``-o OUT``: written beside the target, journaled after every
-  chunk so ``--resume`` continues a crashed run, renamed into place when complete) and
+  chunk so ``--resume`` continues a crashed run, renamed into place with its sidecar
+  ``OUT.meta.json`` when complete) and
   :class:`StreamOutput` (standard output; its rejects file is still renamed into place);
-* what a failure leaves behind, and the one-line errors Ctrl-C, SIGTERM and write errors become.
+* ``--max-bad-rows``, and what a failure leaves behind, and the one-line errors Ctrl-C, SIGTERM
+  and write errors become.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -30,12 +35,15 @@ import pandas as pd
 
 from argvalues.contract import ID_COLUMN
 from argvalues.digest import sha256_of
-from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
+from argvalues.errors import (ArgvaluesError, DataError, Interrupted, OutputError, RunFailed, Terminated,
+                              TerminateSignal)
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECTS_HEADER, Reject
 from argvalues.variants import onnx_files
-from scorer.journal import Journal, Progress, fsync_directory, partial_path, sync_files
-from scorer.options import ScoreOptions, ScoreStats
+from scorer.journal import Journal, Progress, fsync_directory, partial_path, sync_files, write_atomically
+from scorer.lock import OutputLock
+from scorer.meta import sidecar, utc_now
+from scorer.options import BadRowLimit, ScoreOptions, ScoreStats
 
 
 @dataclass
@@ -67,9 +75,18 @@ class TsvScores:
         return format_rows(ids, values, self.labels, kept).encode()
 
     @staticmethod
-    def ids(data: bytes) -> list[str]:
-        """The Argument IDs of written output (header included), in order."""
-        return [line.split(b"\t", 1)[0].decode() for line in data.splitlines()[1:]]
+    def read_ids(handle: IO[bytes], size: int | None = None) -> Iterator[str]:
+        """The Argument IDs in written output (header first), in order, up to byte ``size``."""
+        handle.readline()
+        while size is None or handle.tell() < size:
+            line = handle.readline()
+            if not line:
+                return
+            yield line.split(b"\t", 1)[0].decode()
+
+    @classmethod
+    def ids(cls, data: bytes) -> list[str]:
+        return list(cls.read_ids(io.BytesIO(data)))
 
 
 def output_values(model, probabilities: np.ndarray, options: ScoreOptions) -> np.ndarray:
@@ -137,6 +154,12 @@ def output_target(output: str | None, inputs: list[str], options: ScoreOptions) 
     return None if to_stdout else Path(output)
 
 
+def claim(target: Path | None) -> contextlib.AbstractContextManager:
+    """Hold ``target``'s lock for the run (:mod:`scorer.lock`; standard output needs none): a second
+    run on the same ``-o`` is refused at once with :class:`~argvalues.errors.OutputBusy`."""
+    return OutputLock(target) if target is not None else contextlib.nullcontext()
+
+
 def default_rejects_path(output: str) -> str:
     return f"{output}.rejects.tsv"
 
@@ -185,15 +208,20 @@ class ScoresOutput(Protocol):
 
 
 def write_scores(output: ScoresOutput, chunks: Iterable[ScoredChunk], stats: ScoreStats,
-                 on_chunk: Callable[[int], object] | None = None) -> ScoreStats:
-    """Write ``chunks`` to ``output`` and put it in place; on failure, ``output`` decides what stays."""
+                 on_chunk: Callable[[int], object] | None = None, limit: BadRowLimit | None = None) -> ScoreStats:
+    """Write ``chunks`` to ``output`` and put it in place, unless more rows were rejected than
+    ``limit`` allows; on failure, ``output`` decides what stays."""
     try:
         try:
             output.open()
             for chunk in chunks:
                 output.write(chunk, stats)
+                if limit:
+                    limit.check(stats, final=False)
                 if on_chunk:
                     on_chunk(len(chunk.ids))
+            if limit:
+                limit.check(stats, final=True)
             output.finish(stats)
         finally:
             output.close()
@@ -282,11 +310,14 @@ class FileOutput:
     """``-o OUT``: the output (and the rejects file) grow beside their targets, are journaled after
     every chunk and are renamed into place only when complete (:mod:`scorer.journal`)."""
 
-    def __init__(self, target: Path, rejects: Path | None, fingerprint: dict, scores: TsvScores, log=None):
-        self.target, self.scores, self.log = target, scores, log or (lambda _: None)
+    def __init__(self, target: Path, rejects: Path | None, fingerprint: dict, scores: TsvScores, log=None,
+                 run: dict | None = None):
+        """``run``: what produced the output, for the sidecar (:func:`scorer.meta.sidecar`; None: no sidecar)."""
+        self.target, self.scores, self.log, self.run = target, scores, log or (lambda _: None), run
         self.journal = Journal(target, rejects, fingerprint)
         self.progress = Progress()
         self.complete = False
+        self.resumed = False
         self._output: IO[bytes] | None = None
         self._rejects: IO[bytes] | None = None
 
@@ -309,12 +340,14 @@ class FileOutput:
                 self.log(f"{self.target} was already complete ({done.rows} rows)")
                 return done
             self.log(f"resuming {self.target}: {done.rows} rows already scored")
+            self.resumed = True
         else:
             if journal.exists():
                 self.log(f"note: starting {self.target} over; an unfinished run's progress is discarded "
                          f"(--resume continues it)")
             if resume:
                 self.log(f"nothing to resume for {self.target}; starting from the beginning")
+        journal.started = journal.started or utc_now()
         self.progress = done
         return done
 
@@ -341,9 +374,20 @@ class FileOutput:
                                  rejected=stats.rejected)
         self.journal.save(self.progress)
 
+    def written_ids(self) -> Iterator[str]:
+        """The IDs an interrupted run wrote before this one took it up, in order."""
+        if self.progress.output_bytes:
+            with open(self.journal.partial, "rb") as handle:
+                yield from self.scores.read_ids(handle, self.progress.output_bytes)
+
     def finish(self, stats: ScoreStats) -> None:
         self.close()
-        self.journal.finish(self.progress)
+        journal = self.journal
+        if self.run is not None:
+            write_atomically(journal.meta_partial, sidecar(
+                self.run, self.target, journal.partial, journal.rejects_target, stats.rows, stats.rejected,
+                journal.started, self.resumed))
+        journal.finish(self.progress)
 
     def close(self) -> None:
         for handle in (self._output, self._rejects):
@@ -359,6 +403,9 @@ class FileOutput:
         if isinstance(error, KeyboardInterrupt):
             return stopped(error, f"after {stats.rows} rows; nothing is at {self.target}. "
                                   f"Rerun with --resume to continue from there")
+        if isinstance(error, RunFailed):
+            return RunFailed(f"{error}; nothing is at {self.target}. {stats.rows} rows are kept: rerun with --resume "
+                             f"to continue")
         if isinstance(error, OSError):
             return OutputError(f"cannot write {self.journal.partial}: {error.strerror or error}; nothing is at "
                                f"{self.target}. {stats.rows} rows are kept: free space and rerun with --resume to "

@@ -27,7 +27,8 @@ import pandas as pd
 from argvalues.contract import ID_COLUMN
 from argvalues.errors import OutputError
 from argvalues.rows import REJECTS_HEADER
-from scorer.journal import fsync_directory, partial_path, sync_files
+from argvalues.files import fsync_directory, write_atomically
+from scorer.journal import partial_path, sync_files
 
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 #: What ``-o NAME`` implies when ``--output-format`` is not given.
@@ -142,8 +143,11 @@ class ParquetOutput:
     complete = False
 
     def __init__(self, target: Path, rejects: Path | None, labels: list[str], kept_columns: list[str],
-                 probabilities: bool):
-        self.target, self.rejects_target = target, rejects
+                 probabilities: bool, run: dict | None = None):
+        """``run``: what produced the output, for the sidecar (:func:`scorer.meta.sidecar`; None: no sidecar)."""
+        from scorer.meta import utc_now
+
+        self.target, self.rejects_target, self.run, self.started = target, rejects, run, utc_now()
         self.partial = partial_path(target)
         self.rejects_partial = partial_path(rejects) if rejects else None
         self.schema = parquet_schema(labels, list(kept_columns), probabilities)
@@ -178,6 +182,12 @@ class ParquetOutput:
             self._rejects.close()
             self._rejects = None
             os.replace(self.rejects_partial, self.rejects_target)
+        if self.run is not None:  # before the output: a new output never appears without its sidecar
+            from scorer.meta import meta_path, sidecar
+
+            meta = meta_path(self.target)
+            write_atomically(meta, sidecar(self.run, self.target, self.partial, self.rejects_target, stats.rows,
+                                           stats.rejected, self.started, False))
         os.replace(self.partial, self.target)
         fsync_directory(self.target.parent)
 

@@ -10,7 +10,10 @@
   engine does: same rows, same order, same bytes, the same atomic ``-o`` and rejects file.
 
 A worker that dies is restarted by Ray and its unfinished blocks run again; the driver writes
-each chunk once, when its turn in input order comes, so no row is lost or written twice.
+each chunk once, when its turn in input order comes, so no row is lost or written twice. A run
+that fails as a whole keeps what it wrote: its journal records the reader chunks written per
+file, and ``--resume`` has the read tasks skip them and the driver take the IDs already written
+from the partial output.
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ from argvalues.formats import split_name
 from argvalues.model_config import ScoringConfig
 from argvalues.rows import Reject, SeenIds
 from argvalues.variants import onnx_files
+from scorer.meta import run_record
 from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.output import (FileOutput, ScoredChunk, StreamOutput, TsvScores, binary_stdout, check_inputs,
-                           input_fingerprint, model_fingerprint, output_target, output_values, rejects_target,
-                           write_scores)
+from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, TsvScores, binary_stdout,
+                           check_inputs, claim, input_fingerprint, model_fingerprint, output_target, output_values,
+                           rejects_target, write_scores)
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
+#: In a resumed run's progress: every chunk of this file is written.
+FILE_DONE = -1
 #: File names a directory input contributes (explicitly named files are read whatever their name).
 DIRECTORY_EXTENSIONS = ("tsv", "tsv.gz")
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "tokenizer_config.json", "special_tokens_map.json", "argvalues.json")
@@ -95,17 +101,24 @@ class ArgumentFiles(FileBasedDatasource):
     """Argument TSVs read by the contract's row reader, one read task per file, in chunks."""
 
     def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int,
-                 columns: dict | None = None, **kwargs):
+                 done: dict[str, int] | None = None, columns: dict | None = None, **kwargs):
+        """``done``: chunks already written per file (:data:`FILE_DONE`: all of them), left out;
+        ``columns``: --column and --id-column."""
         super().__init__(paths, **kwargs)
         self.required, self.on_bad_row, self.chunk_rows = required, on_bad_row, chunk_rows
-        self.columns = columns or {}  # --column and --id-column
+        self.done = done or {}
+        self.columns = columns or {}
 
     def _read_stream(self, stream, path: str) -> Iterator[pd.DataFrame]:
         # IDs are checked within the file here and across files by the driver, in input order.
+        done = self.done.get(path, 0)
+        if done == FILE_DONE:
+            return
         rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row, columns=self.columns,
                              file_format="tsv")
         for number, chunk in enumerate(rows.chunks(self.chunk_rows)):
-            yield _block(chunk, path, number, self.required)
+            if number >= done:  # earlier chunks are read again only to check IDs within the file
+                yield _block(chunk, path, number, self.required)
 
 
 def _block(chunk, path: str, number: int, required: list[str]) -> pd.DataFrame:
@@ -261,47 +274,79 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
     ``after_block(rows_written)`` is called after each block is written (progress hooks, tests).
     """
     check_inputs(inputs, engine="ray")
-    if options.resume:
-        raise ArgvaluesError("--resume works with the local engine only; with --engine ray, Ray retries failed "
-                             "workers within a run, and a failed run is started again")
     _check_formats(inputs, options)
     target = output_target(output, inputs, options)
-    model = WorkerModel.choose(options, ray_options)
-    options.reading(model.config.required_columns)  # a --column the model does not read: before Ray starts
-    rejects = rejects_target(target, options)
-    stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider, rejects_path=str(rejects) if rejects else None)
-    sink = _output(target, rejects, inputs, model, options, log)
-    started_here = _start_ray(ray_options)
-    started = time.perf_counter()
-    try:
-        _check_resources(ray_options, local=not ray_options.address)
-        _quiet_ray_data(progress)
-        if log:
-            log(_plan_line(ray_options, model.variant))
-        blocks = _scored_blocks(_pipeline(inputs, model, options, ray_options))
-        hook = (lambda: after_block(stats.rows)) if after_block else None
-        write_scores(sink, _driver_chunks(blocks, options, model.config.labels, hook), stats)
-    except (ArgvaluesError, OSError) as error:
-        if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
-            raise _user_error(error) from None
-        raise
-    except Exception as error:  # Ray wraps what goes wrong while it sets the run up
-        raise _user_error(error) from None
-    finally:
-        if started_here:
-            ray.shutdown()
-    stats.seconds = time.perf_counter() - started
+    with claim(target):
+        model = WorkerModel.choose(options, ray_options)
+        options.reading(model.config.required_columns)  # a --column the model does not read: before Ray starts
+        rejects = rejects_target(target, options)
+        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+                           rejects_path=str(rejects) if rejects else None)
+        sink, done = _output(target, rejects, inputs, model, options, stats, log)
+        if not sink.complete:
+            started = time.perf_counter()
+            RayRun(inputs, model, options, ray_options, progress, log, after_block).write(sink, done, stats)
+            stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel,
-            options: ScoreOptions, log):
+@dataclass
+class RayRun:
+    """One run's inputs, model and settings, and how it reports."""
+
+    inputs: list[str]
+    model: WorkerModel
+    options: ScoreOptions
+    ray_options: RayOptions
+    progress: bool = False
+    log: Callable[[str], object] | None = None
+    after_block: Callable[[int], object] | None = None
+
+    def write(self, sink: ScoresOutput, done: dict[str, int], stats: ScoreStats) -> None:
+        """Start (or join) Ray, score every chunk not ``done`` and write it to ``sink``; errors as one line."""
+        started_here = _start_ray(self.ray_options)
+        try:
+            _check_resources(self.ray_options, local=not self.ray_options.address)
+            _quiet_ray_data(self.progress)
+            if self.log:
+                self.log(_plan_line(self.ray_options, self.model.variant))
+            write_scores(sink, self.chunks(done, _seen_ids(sink), stats), stats, limit=self.options.bad_row_limit)
+        except (ArgvaluesError, OSError) as error:
+            if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
+                raise _user_error(error) from None
+            raise
+        except Exception as error:  # Ray wraps what goes wrong while it sets the run up
+            raise _user_error(error) from None
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def chunks(self, done: dict[str, int], seen: SeenIds, stats: ScoreStats) -> Iterator[ScoredChunk]:
+        """The chunks not ``done``, scored on Ray, in input order."""
+        blocks = _scored_blocks(_pipeline(self.inputs, self.model, self.options, self.ray_options, done))
+        hook = (lambda: self.after_block(stats.rows)) if self.after_block else None
+        return _driver_chunks(blocks, self.options, self.model.config.labels, hook, done, seen)
+
+
+def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel, options: ScoreOptions,
+            stats: ScoreStats, log) -> tuple[ScoresOutput, dict[str, int]]:
+    """Where the scores go, and the chunks an interrupted run already wrote (reader chunks per file)."""
     scores = TsvScores(model.config.labels)
     if target is None:
-        return StreamOutput(binary_stdout(), rejects, scores)
+        return StreamOutput(binary_stdout(), rejects, scores), {}
     fingerprint = {"inputs": [_input_fingerprint(p) for p in inputs], "model": model.fingerprint(),
                    "options": options.output_shaping(model.provider, model.variant, engine="ray")}
-    return FileOutput(target, rejects, fingerprint, scores, log)
+    run = run_record(model.directory, fingerprint, model.variant, model.provider, "ray", libraries=("ray",))
+    sink = FileOutput(target, rejects, fingerprint, scores, log, run)
+    return sink, dict(sink.begin(options.resume, stats).position or {})
+
+
+def _seen_ids(sink: ScoresOutput) -> SeenIds:
+    """The IDs an interrupted run already wrote: the driver checks new IDs against them."""
+    seen = SeenIds()
+    for identifier in sink.written_ids() if isinstance(sink, FileOutput) else ():
+        seen.add(identifier)
+    return seen
 
 
 def _input_fingerprint(source: str) -> dict:
@@ -338,13 +383,15 @@ def _plan_line(ray_options: RayOptions, variant: str) -> str:
             f"and {ray_options.gpus_per_worker:g} GPU(s) each, {variant} variant")
 
 
-def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_options: RayOptions):
-    """The Ray Data pipeline: read tasks cut the inputs into the reader's chunks, actors score them."""
+def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_options: RayOptions,
+              done: dict[str, int]):
+    """The Ray Data pipeline: read tasks cut the inputs into the reader's chunks (those not ``done``),
+    actors score them."""
     model_files = ray.put(model.files())  # the dataset holds it for the run: restarted workers fetch it again
     local_files = all(Path(p).is_file() for p in inputs if "://" not in p)
     # Files are read in parallel, so row numbers cannot be IDs: the ID column is required.
     columns = options.reading(model.config.required_columns)["columns"]
-    datasource = ArgumentFiles(inputs, model.config.required_columns, options.on_bad_row, options.chunk_rows,
+    datasource = ArgumentFiles(inputs, model.config.required_columns, options.on_bad_row, options.chunk_rows, done,
                                columns=columns,
                                file_extensions=None if local_files else list(DIRECTORY_EXTENSIONS))
     return ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(
@@ -360,14 +407,18 @@ def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_
 def _scored_blocks(dataset) -> Iterator[pd.DataFrame]:
     """The scored blocks in input order; what a worker or read task raised, as a one-line error."""
     blocks = iter(dataset.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=1))
-    while True:
-        try:
-            block = next(blocks)
-        except StopIteration:
-            return
-        except Exception as error:  # Ray wraps it, and retries or loses workers on the way
-            raise _user_error(error) from None
-        yield block
+    try:
+        while True:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                return
+            except Exception as error:  # Ray wraps it, and retries or loses workers on the way
+                raise _user_error(error) from None
+            yield block
+    finally:
+        if hasattr(blocks, "close"):
+            blocks.close()  # a run stopped early stops Ray Data's executor too
 
 
 def _whole_chunks(blocks: Iterator[pd.DataFrame], after_block: Callable[[], object] | None = None
@@ -398,15 +449,22 @@ def _chunk_key(frame: pd.DataFrame) -> tuple[str, int]:
 
 
 def _driver_chunks(blocks: Iterator[pd.DataFrame], options: ScoreOptions, labels: list[str],
-                   after_block: Callable[[], object] | None = None) -> Iterator[ScoredChunk]:
+                   after_block: Callable[[], object] | None = None, done: dict[str, int] | None = None,
+                   seen: SeenIds | None = None) -> Iterator[ScoredChunk]:
     """Each reader chunk as the output writes it: IDs checked across files (in input order, by this
-    driver alone), rejects in line order, and where the next chunk starts."""
-    seen = SeenIds()
+    driver alone), rejects in line order, and the chunks written so far per file (the position a
+    resumed run starts from)."""
+    seen = seen if seen is not None else SeenIds()
+    position = dict(done or {})
     value_type = np.float32 if options.probabilities else np.int8
     for frame in _whole_chunks(blocks, after_block):
         keep, rejects = _take_rejects(frame, seen, options.on_bad_row)
         values = frame.loc[keep, labels].to_numpy(dtype=value_type)
-        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=None)
+        path, number = _chunk_key(frame)
+        for earlier in position:  # files come in input order: those before this one are complete
+            position[earlier] = FILE_DONE if earlier != path else position[earlier]
+        position[path] = number + 1
+        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=dict(position))
 
 
 def _take_rejects(chunk: pd.DataFrame, seen: SeenIds, on_bad_row: str) -> tuple[np.ndarray, list[Reject]]:

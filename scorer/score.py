@@ -16,10 +16,11 @@ from collections.abc import Iterator
 
 from argvalues.contract import ID_COLUMN, argument_rows
 from argvalues.rows import SeenIds
+from scorer.meta import run_record
 from scorer.model import TOKENIZER_NAME, ScoringModel
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.output import (FileOutput, ScoredChunk, StreamOutput, binary_stdout, check_inputs,
-                           input_fingerprint, model_fingerprint, output_target, output_values, rejects_target,
+from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, binary_stdout, check_inputs,
+                           claim, input_fingerprint, model_fingerprint, output_target, output_values, rejects_target,
                            write_scores)
 from scorer.output_formats import ParquetOutput, text_scores
 
@@ -101,25 +102,34 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
     """Score ``inputs`` ('-' is standard input) into ``output`` (None or '-': standard output)."""
     check_inputs(inputs)
     target = output_target(output, inputs, options)
-    model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant)
-    options.reading(model.required_columns)  # a --column the model does not read fails before any row is read
-    if log:
-        log(f"scoring with {model.provider}, {model.variant} variant (model {model.model_dir})")
-    started = time.perf_counter()
-    rejects = rejects_target(target, options)
-    stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider, rejects_path=str(rejects) if rejects else None)
+    with claim(target):
+        model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant)
+        options.reading(model.required_columns)  # a --column the model does not read fails before any row is read
+        if log:
+            log(f"scoring with {model.provider}, {model.variant} variant (model {model.model_dir})")
+        started = time.perf_counter()
+        rejects = rejects_target(target, options)
+        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+                           rejects_path=str(rejects) if rejects else None)
+        sink, done = _output(target, rejects, inputs, model, options, stats, log)
+        if not sink.complete:
+            with _progress(progress) as bar:
+                bar.update(stats.rows)
+                write_scores(sink, scored_chunks(inputs, model, options, done, log), stats, bar.update,
+                             options.bad_row_limit)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _output(target, rejects, inputs, model, options, stats, log) -> tuple[ScoresOutput, tuple[int, int]]:
+    """Where the scores go, and the (input, chunk) to start from (after an interrupted run's)."""
     scores = None if options.output_format == "parquet" else \
         text_scores(options.output_format, model.labels, options.keep_columns)
     if target is None:
-        sink, done = StreamOutput(binary_stdout(), rejects, scores), (0, 0)
-    elif scores is None:  # Parquet: written whole, never resumed (scorer.output_formats)
-        sink, done = ParquetOutput(target, rejects, model.labels, options.keep_columns, options.probabilities), (0, 0)
-    else:
-        sink = FileOutput(target, rejects, run_fingerprint(inputs, model, options), scores, log)
-        done = tuple(sink.begin(options.resume, stats).position or (0, 0))
-    if not sink.complete:
-        with _progress(progress) as bar:
-            bar.update(stats.rows)
-            write_scores(sink, scored_chunks(inputs, model, options, done, log), stats, bar.update)
-    stats.seconds = time.perf_counter() - started
-    return stats
+        return StreamOutput(binary_stdout(), rejects, scores), (0, 0)
+    fingerprint = run_fingerprint(inputs, model, options)
+    run = run_record(model.model_dir, fingerprint, model.variant, model.provider, "local")
+    if scores is None:  # Parquet: written whole, never resumed (scorer.output_formats)
+        return ParquetOutput(target, rejects, model.labels, options.keep_columns, options.probabilities, run), (0, 0)
+    sink = FileOutput(target, rejects, fingerprint, scores, log, run)
+    return sink, tuple(sink.begin(options.resume, stats).position or (0, 0))

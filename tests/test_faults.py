@@ -83,7 +83,7 @@ def test_kill_9_at_random_points_then_resume_is_byte_identical(tiny_exported, co
         code, stderr = finish(process)
         assert code == 0, stderr
         assert out.read_bytes() == expected, f"run {runs}: resumed output differs"
-        assert sorted(p.name for p in out.parent.iterdir()) == ["scores.tsv"]  # no partial, no journal left
+        assert sorted(p.name for p in out.parent.iterdir()) == ["scores.tsv", "scores.tsv.meta.json"]  # no partial, journal, lock
     assert mid_run >= 20, f"only {mid_run} of {kills} kills landed mid-run"
 
 

@@ -47,7 +47,7 @@ def test_under_fail_no_rejects_file_is_created_whatever_the_target(tiny_exported
     result = run(tiny_exported, "--rejects", tmp_path / "rejects.tsv", source, *output)
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "rejects.tsv").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.tsv", "out.tsv"][: 1 + to_file]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.tsv", "out.tsv", "out.tsv.meta.json"][: 1 + 2 * to_file]
 
 
 def test_skip_to_standard_output_writes_the_named_rejects_file(tiny_exported, tmp_path):
