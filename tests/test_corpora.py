@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from argvalues.digest import sha256_of
 from argvalues.contract import ARGUMENT_COLUMNS, LABELS
 from scorer.cli import score
 
@@ -353,6 +354,8 @@ def test_a_parquet_round_trip(tiny_exported, tmp_path):
     assert table.schema.field("Argument ID").type == pa.string() and table.schema.field(LABELS[0]).type == pa.int8()
     assert table.column("Argument ID").to_pylist() == [row[0] for row in rows]
     assert table.column("source").to_pylist() == [row[1] for row in rows]
+    meta = json.loads(out.with_name("out.parquet.meta.json").read_text())  # the sidecar, as for the other formats
+    assert meta["rows"] == {"read": 50, "scored": 50, "rejected": 0} and meta["output"]["sha256"] == sha256_of(out)
     tsv = read_output(_score_to(tiny_exported, tmp_path / "out.tsv", source, "--chunk-rows", "20"), "tsv")
     assert (table.to_pandas()[LABELS].to_numpy() == tsv[LABELS].to_numpy()).all()
     # scored again from its own output's IDs: Parquet in, Parquet out
@@ -431,4 +434,4 @@ def test_jsonl_with_resume_after_a_kill(tiny_exported, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {out}: {done} rows already scored" in resumed.stderr
     assert out.read_bytes() == reference.read_bytes()
-    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.jsonl"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.jsonl", "scores.jsonl.meta.json"]
