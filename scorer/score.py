@@ -44,6 +44,7 @@ class ScoreOptions:
     model_dir: str = DEFAULT_MODEL_DIR
     threshold: float | None = None
     batch_size: int = 64
+    batch_tokens: int | None = None  # None: a token budget on CUDA (scorer/batching.py), --batch-size on the CPU
     device: str = "auto"
     probabilities: bool = False
     chunk_rows: int = 8192
@@ -59,6 +60,8 @@ class ScoreOptions:
             raise ArgvaluesError(f"--threshold must lie in [0, 1], got {self.threshold}")
         if self.batch_size < 1:
             raise ArgvaluesError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.batch_tokens is not None and self.batch_tokens < 0:
+            raise ArgvaluesError(f"--batch-tokens must not be negative, got {self.batch_tokens}")
         if self.chunk_rows < 1:
             raise ArgvaluesError(f"chunk size must be at least 1, got {self.chunk_rows}")
         if self.on_bad_row not in ON_BAD_ROW:
@@ -66,7 +69,7 @@ class ScoreOptions:
 
     def output_shaping(self, provider: str, variant: str) -> dict:
         """What decides the output bytes: a resumed run must agree on all of it."""
-        keys = ("threshold", "batch_size", "probabilities", "chunk_rows", "on_bad_row")
+        keys = ("threshold", "batch_size", "batch_tokens", "probabilities", "chunk_rows", "on_bad_row")
         return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider, "variant": variant}
 
 
@@ -188,9 +191,10 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
         raise ArgvaluesError("--resume needs input files: standard input cannot be read again")
     if not to_stdout and Path(output).is_dir():
         raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
-    model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant)
+    model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant,
+                                  batch_tokens=options.batch_tokens)
     if log:
-        log(f"scoring with {model.provider}, {model.variant} variant (model {model.model_dir})")
+        log(provider_line(model))
     started = time.perf_counter()
     with _progress(progress) as bar:
         if to_stdout:
@@ -199,6 +203,14 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
             stats = _score_to_file(inputs, Path(output), model, options, bar, log)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def provider_line(model: ScoringModel) -> str:
+    """Which provider and variant run, and why a GPU that is present is not used."""
+    batching = f"batches of up to {model.batch_tokens} tokens" if model.batch_tokens else None
+    line = f"scoring with {model.provider}, {model.variant} variant" + (f", {batching}" if batching else "")
+    line += f" (model {model.model_dir})"
+    return line + (f"; GPU not used: {model.gpu_unused_reason}" if model.gpu_unused_reason else "")
 
 
 def _score_to_stream(inputs, handle: IO[str], model, options, bar) -> ScoreStats:
