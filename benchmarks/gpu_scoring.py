@@ -195,7 +195,7 @@ def run_worker(args, method: str, source: Path, result: Path, checkpoint=None, m
                "--checkpoint", str(checkpoint or args.checkpoint), "--model-dir", str(model_dir or args.model_dir),
                "--repeats", str(args.repeats)]
     with GpuMemory() as memory:
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["?"])[-3:]
         print(f"  {method}: FAILED: {' | '.join(tail)}", flush=True)
@@ -229,16 +229,17 @@ def versions() -> str:
     parts = []
     try:
         parts.append(subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                                     "--format=csv,noheader"], capture_output=True, text=True).stdout.strip())
+                                     "--format=csv,noheader"], check=False, capture_output=True, text=True).stdout.strip())
     except OSError:
         parts.append("no nvidia-smi")
     package, version, cuda = _build_info(onnxruntime)
     parts.append(f"driver CUDA {driver_cuda_version()}; {package} {version} (CUDA {cuda})")
-    for name in ("torch", "transformers", "optimum", "tokenizers", "numpy", "pandas"):
+    from importlib import metadata
+
+    for name in ("torch", "transformers", "optimum", "optimum-onnx", "tokenizers", "numpy", "pandas"):
         try:
-            module = __import__(name)
-            parts.append(f"{name} {getattr(module, '__version__', '?')}")
-        except ImportError:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
             parts.append(f"{name} missing")
     try:
         import torch
@@ -276,14 +277,16 @@ def compare(args, name: str, methods: list[str], source: Path, folder: Path, che
             log(f"  {method}: {stats['rows'] / stats['seconds']:.0f} rows/s ({stats.get('note', '')})")
     reference = next(iter(outputs), None)
     log(f"\n{name}: {source.name}, rows/s best of {args.repeats}; ratios against each baseline\n")
-    log(f"| method | rows/s | x pipeline fp32 | x pipeline fp16 | x ORTModel | peak GPU MiB | max abs dp | F1 |")
+    log("| method | rows/s | x pipeline fp32 | x pipeline fp16 | x ORTModel | peak GPU MiB | max abs dp | F1 |")
     log("| --- | --- | --- | --- | --- | --- | --- | --- |")
     speed = {m: s["rows"] / s["seconds"] for m, s in results.items() if not s.get("failed")}
     for method, stats in results.items():
         if stats.get("failed"):
             log(f"| {method} | failed | | | | | | |")
             continue
-        ratio = lambda base: f"{speed[method] / speed[base]:.2f}" if base in speed else "-"
+        def ratio(base: str, method: str = method) -> str:
+            return f"{speed[method] / speed[base]:.2f}" if base in speed else "-"
+
         difference = float(np.abs(outputs[method] - outputs[reference]).max())
         log(f"| {method} | {speed[method]:.0f} | {ratio('pipeline-fp32')} | {ratio('pipeline-fp16')} | "
             f"{ratio('ortmodel')} | {stats['gpu_mib']} | {difference:.1e} | {f1_of(outputs[method], truth, thresholds):.4f} |")
@@ -330,7 +333,7 @@ def score_command(model_dir: Path, source: Path, target: Path, extra: list[str])
     with GpuMemory() as memory:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", code, "--model", str(model_dir), str(source), "-o", str(target),
-                               *extra], capture_output=True, text=True, cwd=ROOT)
+                               *extra], check=False, capture_output=True, text=True, cwd=ROOT)
         seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"score failed: {done.stderr[-2000:]}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import EXAMPLES
 
 from argvalues.contract import read_arguments
 from argvalues.errors import ArgvaluesError
@@ -16,7 +17,6 @@ from scorer import runtime
 from scorer.batching import batch_bounds
 from scorer.model import ScoringModel
 from scorer.score import ScoreOptions, provider_line, score_files
-from tiny_models import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGUMENTS = EXAMPLES / "arguments.tsv"
@@ -81,7 +81,7 @@ def test_score_refuses_both_runtime_packages_in_one_line(tiny_exported, tmp_path
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     result = subprocess.run([sys.executable, "-c", "from scorer.cli import main; main()", "--model",
                              str(tiny_exported), str(ARGUMENTS), "-o", str(tmp_path / "out.tsv")],
-                            capture_output=True, text=True, env=env, cwd=ROOT)
+                            check=False, capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "are both installed in" in result.stderr
     assert not (tmp_path / "out.tsv").exists()
@@ -163,9 +163,10 @@ def test_score_command_names_the_reason_in_one_line(tiny_exported, tmp_path):
     env = {**os.environ, "ARGVALUES_FORCE_CUDA_PROBE": "1", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-c", "from scorer.cli import main; main()", "--model", str(tiny_exported),
                str(ARGUMENTS), "-o", str(tmp_path / "out.tsv")]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("scoring with")]
     assert "CPUExecutionProvider" in line and "; GPU not used: " in line
-    refused = subprocess.run(command + ["--device", "cuda"], capture_output=True, text=True, env=env, cwd=ROOT)
+    refused = subprocess.run(command + ["--device", "cuda"], check=False, capture_output=True, text=True, env=env,
+                             cwd=ROOT)
     assert refused.returncode == 1 and "not usable here: " in refused.stderr
