@@ -72,7 +72,7 @@ def gpu_present() -> bool:
 def driver_cuda_version() -> tuple[int, int] | None:
     """The newest CUDA version the loaded NVIDIA driver supports, from libcuda; None where it does not load."""
     try:
-        libcuda = ctypes.CDLL("libcuda.so.1")
+        libcuda = ctypes.CDLL("nvcuda.dll" if os.name == "nt" else "libcuda.so.1")
         version = ctypes.c_int(0)
         if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
             return None
