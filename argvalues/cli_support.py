@@ -14,6 +14,20 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
+class Command(click.Command):
+    """A click command whose bad option values (out of range, not a choice) exit 1, as the README's
+    exit codes say; click's own code for them is 2, which stays for usage errors (an unknown
+    option, a missing argument)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.BadParameter as error:
+            if not isinstance(error, click.MissingParameter):
+                error.exit_code = 1
+            raise
+
+
 def _on_sigterm(signum, frame):
     raise TerminateSignal()
 

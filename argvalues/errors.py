@@ -5,6 +5,7 @@ class ArgvaluesError(Exception):
     """Base class: a problem the user can fix (bad input, missing file, bad option)."""
 
     exit_code = 1
+    keeps_progress = False  # True: a run's partial output stays for --resume (else it is discarded)
 
 
 class DataError(ArgvaluesError):
@@ -37,10 +38,21 @@ class ResumeError(ArgvaluesError):
     exit_code = 7
 
 
+class OutputBusy(ArgvaluesError):
+    """Another run is writing the same output (``-o``) right now."""
+
+    exit_code = 8
+
+
+class TooManyBadRows(DataError):
+    """More rows were rejected than ``--max-bad-rows`` allows."""
+
+
 class Interrupted(ArgvaluesError):
     """Ctrl-C (SIGINT) during a run."""
 
     exit_code = 130
+    keeps_progress = True
 
 
 class Terminated(Interrupted):
@@ -51,3 +63,10 @@ class Terminated(Interrupted):
 
 class TerminateSignal(KeyboardInterrupt):
     """Raised by the SIGTERM handler the commands install, so SIGTERM unwinds like Ctrl-C."""
+
+
+class RunFailed(ArgvaluesError):
+    """A run failed for a reason outside its input (e.g. a lost Ray cluster): its progress is kept,
+    so ``--resume`` continues it."""
+
+    keeps_progress = True

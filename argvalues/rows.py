@@ -1,13 +1,15 @@
-"""Read argument TSVs row by row, with one policy for rows that break the contract.
+"""Read argument files row by row, with one policy for rows that break the contract.
 
+The formats (TSV, CSV, JSON Lines, Parquet; compressed or not) are read by
+:mod:`argvalues.formats`; this module checks what a row must hold, the same for every format.
 The ValueEval files are tab-separated with no quoting: a quote is ordinary text, and a field
 cannot hold a tab or a newline (either one shows up as a row with the wrong number of fields).
-Every row is checked: field count, UTF-8, a non-empty ``Argument ID``, non-empty text in the
+Every row is checked: field count (CSV and TSV), UTF-8 (the text formats), a non-empty ``Argument ID``, non-empty text in the
 fields the template uses, a known ``Stance`` when the template uses it, and IDs unique across
 all inputs of a run. A bad row either stops the run (``fail``: an error naming file, line and
 column) or is set aside as a :class:`Reject` (``skip``) for the caller to count and write out.
 
-This is hand-written rather than ``pandas.read_csv`` because pandas cannot report *which* row
+The TSV reader is hand-written rather than ``pandas.read_csv`` because pandas cannot report *which* row
 broke, cannot skip it with a reason, and turns a short row into NaNs silently; parsing here is
 well over 100k rows/s, hundreds of times the scoring speed, so it costs nothing measurable.
 """
@@ -15,10 +17,8 @@ well over 100k rows/s, hundreds of times the scoring speed, so it costs nothing 
 from __future__ import annotations
 
 import difflib
-import gzip
 import hashlib
 import sys
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from argvalues.errors import DataError
+from argvalues.formats import DECOMPRESSION_ERRORS, Reader, header_hint, input_format, open_reader
 
 ON_BAD_ROW = ("fail", "skip")
 REJECT_COLUMNS = ["File", "Line", "Column", "Reason", "Row"]
@@ -43,11 +44,12 @@ class Reject:
     column: str
     reason: str
     raw: str
+    unit: str = "line"  # Parquet counts rows
 
     def message(self) -> str:
         """The one-line error ``--on-bad-row fail`` stops with."""
         column = f": column '{self.column}'" if self.column else ""
-        return f"{self.file}: line {self.line}{column}: {self.reason}"
+        return f"{self.file}: {self.unit} {self.line}{column}: {self.reason}"
 
     def tsv_line(self) -> str:
         row = self.raw.replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
@@ -62,6 +64,8 @@ class Chunk:
     frame: pd.DataFrame
     rejects: list[Reject] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    #: The ``--keep-columns`` values of the good rows (None when none are kept).
+    kept: pd.DataFrame | None = None
 
 
 class SeenIds:
@@ -74,6 +78,7 @@ class SeenIds:
         self._buffer = np.empty(1 << 16, dtype=np.uint64)
         self._size = 0
         self._pending: set[int] = set()
+        self.rows = 0  # records read so far in the run: row-number IDs count on across inputs
 
     @staticmethod
     def _hash(identifier: str) -> int:
@@ -114,20 +119,6 @@ class SeenIds:
         self._size = total
 
 
-def _open_binary(source: str | Path | IO[bytes]) -> tuple[str, IO[bytes]]:
-    if not isinstance(source, (str, Path)):
-        handle = getattr(source, "buffer", source)
-        return getattr(source, "name", "<stream>"), handle
-    if str(source) == "-":
-        return "<stdin>", sys.stdin.buffer
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(f"{source}: no such file")
-    if path.suffix == ".gz":
-        return str(source), gzip.open(path, "rb")
-    return str(source), open(path, "rb")
-
-
 def _suggest(missing: str, found: list[str]) -> str:
     close = difflib.get_close_matches(missing, found, n=1, cutoff=0.6)
     if not close:
@@ -135,12 +126,26 @@ def _suggest(missing: str, found: list[str]) -> str:
     return f" (is '{close[0]}' meant to be '{missing}'?)" if close else ""
 
 
+#: Why a value cannot go into TSV output (which has no quoting).
+_NOT_ONE_LINE = "holds a tab or a line break, which TSV output cannot hold (use --output-format csv, jsonl or parquet)"
+
+
 class ArgumentRows:
-    """Iterate the good rows of one TSV in chunks; ``seen`` is shared across a run's inputs."""
+    """Iterate the good rows of one input in chunks; ``seen`` is shared across a run's inputs.
+
+    ``required`` are the contract's column names (the ID first); ``columns`` maps any of them to
+    the input's own name (``--column``, ``--id-column``). With ``row_ids``, an input without the
+    ID column gets the row number as its ID, counted across the inputs sharing ``seen`` (a
+    rejected row keeps its number). ``keep`` names input columns carried through to the output
+    (:attr:`Chunk.kept`). With ``one_line``, an ID or kept value holding a tab or a line break
+    is a bad row (TSV output has no quoting). Chunk frames use the contract's names.
+    """
 
     def __init__(self, source: str | Path | IO[bytes], required: list[str], *, on_bad_row: str = "fail",
                  seen: SeenIds | None = None, id_column: str = "Argument ID",
-                 nonempty: tuple[str, ...] = (), allowed: dict[str, tuple[str, ...]] | None = None):
+                 nonempty: tuple[str, ...] = (), allowed: dict[str, tuple[str, ...]] | None = None,
+                 columns: dict[str, str] | None = None, keep: list[str] | tuple[str, ...] = (),
+                 file_format: str | None = None, row_ids: bool = False, one_line: bool = False, log=None):
         if on_bad_row not in ON_BAD_ROW:
             raise ValueError(f"on_bad_row must be one of {ON_BAD_ROW}")
         self.source = source
@@ -150,89 +155,118 @@ class ArgumentRows:
         self.id_column = id_column
         self.nonempty = [c for c in nonempty if c in required]
         self.allowed = {c: v for c, v in (allowed or {}).items() if c in required}
+        self.names = {c: (columns or {}).get(c, c) for c in required}  # contract name -> the input's name
+        self.mappable = columns is not None  # the caller takes --column: a missing column's message says so
+        self.keep = list(dict.fromkeys(keep))
+        self.file_format = input_format(source, file_format)
+        self.row_ids, self.one_line, self.log = row_ids, one_line, log
+        self.row_numbers = False  # True once the header showed no ID column and row_ids allows numbers
         self.name = str(source)
 
-    def _header(self, raw: bytes | None) -> list[int]:
-        if raw is None:
+    def _wanted(self, header: list[str] | None, reader: Reader) -> list[str]:
+        """The input columns to read, in the order: the required ones (but a numbered ID), then kept ones."""
+        if header is None:
             raise DataError(f"{self.name}: the file is empty; expected a header line with {self.required}")
-        try:
-            header = raw.decode("utf-8-sig").rstrip("\r\n").split("\t")
-        except UnicodeDecodeError:
-            raise DataError(f"{self.name}: line 1: the header is not UTF-8 text") from None
         duplicated = sorted({c for c in header if header.count(c) > 1})
         if duplicated:
             raise DataError(f"{self.name}: line 1: column(s) {duplicated} appear more than once")
-        missing = [c for c in self.required if c not in header]
+        id_name = self.names[self.id_column]
+        # A near miss ('argument_id') is more likely a misnamed ID column than none: that stays an error.
+        if self.row_ids and id_name not in header and not _suggest(id_name, header):
+            self.row_numbers = True
+            if self.log:
+                self.log(f"note: {self.name} has no '{self.id_column}' column: the output's {self.id_column} is "
+                         f"the row number (pass --id-column NAME to use a column of the input)")
+        read = [c for c in self.required if not (self.row_numbers and c == self.id_column)]
+        expected = [self.names[c] for c in read]
+        missing = [name for name in expected if name not in header]
         if missing:
+            hint = (header_hint(header[0], self.file_format) if len(header) == 1 else "") or getattr(reader, "hint", "")
+            mapped = any(self.names[c] != c for c in read)
+            unmapped = any(self.names[c] == c for c in read if self.names[c] in missing)
+            how = ("; for other names use --column FIELD=NAME (--id-column NAME for the ID)"
+                   if self.mappable and unmapped else "")
             raise DataError(
-                f"{self.name}: line 1: missing column(s) {missing}{_suggest(missing[0], header)}; expected the "
-                f"columns {self.required} but found {header}"
+                f"{self.name}: line 1: missing column(s) {missing}{_suggest(missing[0], header)}{hint}; expected "
+                f"the columns {expected}{' (as mapped by --column/--id-column)' if mapped else ''} but found "
+                f"{header}{how}"
             )
-        self.width = len(header)
-        return [header.index(c) for c in self.required]
+        absent = [name for name in self.keep if name not in header]
+        if absent:
+            raise DataError(f"{self.name}: line 1: --keep-columns names column(s) {absent} that the input lacks; "
+                            f"found {header}")
+        return list(dict.fromkeys(expected + self.keep))
 
-    def _check(self, raw: bytes, line: int, positions: list[int]) -> tuple[list[str] | None, Reject | None]:
-        def bad(column: str, reason: str) -> tuple[None, Reject]:
-            return None, Reject(self.name, line, column, reason, raw.decode("utf-8", "backslashreplace"))
-
-        fields = raw.split(b"\t")
-        if len(fields) != self.width:
-            hint = ("a tab inside a field?" if len(fields) > self.width else
-                    "a line break inside a field? if so, the line before this one was cut short too")
-            return bad("", f"{len(fields)} fields, expected {self.width} ({hint})")
-        values = []
-        for column, position in zip(self.required, positions):
-            try:
-                values.append(fields[position].decode("utf-8"))
-            except UnicodeDecodeError as error:
-                return bad(column, f"bytes that are not UTF-8 at byte {error.start}")
-        row = dict(zip(self.required, values))
-        if not row[self.id_column].strip():
-            return bad(self.id_column, "empty Argument ID")
+    def _check(self, row: dict[str, str]) -> tuple[str, str] | None:
+        """(column, reason) of the first contract rule ``row`` (contract names) breaks, else None."""
+        identifier = row[self.id_column]
+        if not identifier.strip():
+            return self.names[self.id_column], f"empty {self.id_column}"
         for column in self.nonempty:
             if not row[column].strip():
-                return bad(column, f"empty {column}")
+                return self.names[column], f"empty {column}"
         for column, allowed in self.allowed.items():
             if row[column] not in allowed:
-                return bad(column, f"unknown value '{row[column][:40]}'; expected one of {list(allowed)}")
-        if not self.seen.add(row[self.id_column]):
-            return bad(self.id_column, f"duplicate Argument ID '{row[self.id_column][:80]}'")
-        return values, None
+                return self.names[column], f"unknown value '{row[column][:40]}'; expected one of {list(allowed)}"
+        if self.one_line and ("\t" in identifier or "\n" in identifier or "\r" in identifier):
+            return self.names[self.id_column], f"the {self.id_column} {_NOT_ONE_LINE}"
+        if not self.seen.add(identifier):
+            return self.names[self.id_column], f"duplicate {self.id_column} '{identifier[:80]}'"
+        return None
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         """Chunks of up to ``chunk_rows`` good rows; a header-only file yields nothing."""
-        name, handle = _open_binary(self.source)
-        self.name = name
-        line = 0
+        reader = open_reader(self.source, self.file_format)
+        self.name = name = reader.name
         try:
-            lines = iter(handle)
-            positions = self._header(next(lines, None))
-            line = 1
+            wanted = self._wanted(reader.columns(), reader)
+            read = [c for c in self.required if not (self.row_numbers and c == self.id_column)]
+            positions = [wanted.index(self.names[c]) for c in read]
+            kept_positions = [wanted.index(k) for k in self.keep]
+            plain = positions == list(range(len(read))) and not self.row_numbers
             good: list[list[str]] = []
+            kept: list[list[str]] = []
             good_lines: list[int] = []
             rejects: list[Reject] = []
-            for raw in lines:
-                line += 1
-                raw = raw.rstrip(b"\n").rstrip(b"\r")
-                if not raw.strip():
-                    continue  # blank lines carry no row
-                values, reject = self._check(raw, line, positions)
-                if reject is not None:
-                    if self.on_bad_row == "fail":
-                        raise DataError(reject.message())
-                    rejects.append(reject)
-                    continue
-                good.append(values)
-                good_lines.append(line)
-                if len(good) == chunk_rows:
-                    yield Chunk(pd.DataFrame(good, columns=self.required), rejects, good_lines)
-                    good, good_lines, rejects = [], [], []
+            seen = self.seen
+            for line, values, column, reason, raw in reader.records(wanted):
+                seen.rows += 1
+                if values is not None:
+                    row_values = values[: len(read)] if plain else [values[p] for p in positions]
+                    if self.row_numbers:
+                        row_values.insert(0, str(seen.rows))
+                    problem = self._check(dict(zip(self.required, row_values)))
+                    if problem is None and self.one_line and kept_positions:
+                        problem = next(((k, f"the kept column {_NOT_ONE_LINE}") for k, p in zip(self.keep, kept_positions)
+                                        if "\t" in values[p] or "\n" in values[p] or "\r" in values[p]), None)
+                    if problem is None:
+                        good.append(row_values)
+                        if kept_positions:
+                            kept.append([values[p] for p in kept_positions])
+                        good_lines.append(line)
+                        if len(good) == chunk_rows:
+                            yield self._chunk(good, kept, rejects, good_lines)
+                            good, kept, good_lines, rejects = [], [], [], []
+                        continue
+                    column, reason = problem
+                reject = Reject(name, line, column, reason, reader.raw_text(raw), reader.unit)
+                if self.on_bad_row == "fail":
+                    raise DataError(reject.message())
+                rejects.append(reject)
             if good or rejects:
-                yield Chunk(pd.DataFrame(good, columns=self.required), rejects, good_lines)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-            raise DataError(f"{name}: after line {line}: the compressed file is truncated or corrupt ({error})") from None
+                yield self._chunk(good, kept, rejects, good_lines)
+        except DECOMPRESSION_ERRORS as error:
+            raise DataError(f"{name}: after line {reader.line}: the compressed file is truncated or corrupt "
+                            f"({error})") from None
         except OSError as error:
-            raise DataError(f"{name}: after line {line}: cannot read ({error})") from None
+            raise DataError(f"{name}: after line {reader.line}: cannot read ({error})") from None
         finally:
-            if handle is not getattr(sys.stdin, "buffer", None) and isinstance(self.source, (str, Path)):
+            reader.close()
+            handle = reader.handle
+            if handle is not None and handle is not getattr(sys.stdin, "buffer", None) \
+                    and isinstance(self.source, (str, Path)):
                 handle.close()
+
+    def _chunk(self, good, kept, rejects, lines) -> Chunk:
+        return Chunk(pd.DataFrame(good, columns=self.required), rejects, lines,
+                     pd.DataFrame(kept, columns=self.keep) if self.keep else None)

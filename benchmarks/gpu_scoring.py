@@ -297,7 +297,8 @@ def stages(model_dir: Path, source: Path, chunk_rows: int = 8192, log=print) -> 
     """Each stage of `score` alone over ``source``: reader, tokenizer (+ padded batches), inference, writer."""
     from argvalues.contract import argument_rows
     from scorer.model import ScoringModel
-    from scorer.score import ScoreOptions, format_rows, output_values
+    from scorer.options import ScoreOptions
+    from scorer.output import format_rows, output_values
 
     model = ScoringModel(model_dir, device="auto")
     started = time.perf_counter()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from argvalues.cli_support import log, user_errors
+from argvalues.cli_support import Command, log, user_errors
 from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("source", metavar="RUN_OR_CHECKPOINT", type=click.Path())
 @click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False),
               help="Model directory to write; 'score' reads ./argvalues-model by default.")
@@ -36,7 +36,8 @@ def export(source, output, atol, opset, optimize, quantize, fp16, ensemble, join
     same way, and by the official F1 on those arguments' labels: 'score' picks a variant by
     default only if its F1 moved by at most 0.005. The manifest records every check.
     """
-    from export.onnx import export_model
+    from export.onnx import ExportOptions, export_model
 
     chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("fp16", fp16)) if wanted)
-    export_model(source, output, atol=atol, opset=opset, log=log, variants=chosen, ensemble=ensemble, join=join)
+    options = ExportOptions(atol=atol, opset=opset, variants=chosen, ensemble=ensemble, join=join)
+    export_model(source, output, options, log=log)

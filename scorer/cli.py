@@ -7,9 +7,13 @@ import sys
 
 import click
 
-from argvalues.cli_support import log, user_errors
+from argvalues import __version__
+from argvalues.cli_support import Command, log, user_errors
 from argvalues.errors import ArgvaluesError
-from scorer.score import MODEL_ENV, ScoreOptions, default_model_dir, score_files
+from argvalues.formats import FORMATS
+from scorer.options import MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, parse_column_mappings
+from scorer.output_formats import output_format_of
+from scorer.score import score_files
 
 model_option = click.option(
     "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir, show_default=f"${MODEL_ENV} or ./argvalues-model",
@@ -21,7 +25,8 @@ device_option = click.option(
 )
 
 
-@click.command()
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="score")
 @model_option
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="One threshold for every label, instead of the model's tuned thresholds.")
@@ -33,7 +38,20 @@ device_option = click.option(
 @device_option
 @click.option("--probabilities", is_flag=True, help="Write probabilities instead of 0/1 labels.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Output TSV (written atomically). Default: standard output.")
+              help="Output file (written atomically). Default: standard output.")
+@click.option("--format", "input_format", type=click.Choice(FORMATS), default=None,
+              help="Input format.  [default: by extension (.tsv .csv .jsonl/.ndjson .parquet, each text format "
+                   "also .gz .bz2 .xz .zst); tsv for standard input and other names]")
+@click.option("--column", "columns", multiple=True, metavar="FIELD=NAME",
+              help="Read the template field FIELD (Premise, Conclusion, Stance) from the input column NAME; "
+                   "repeatable, e.g. --column Premise=text.")
+@click.option("--id-column", metavar="NAME", default=None,
+              help="The input column holding the IDs.  [default: 'Argument ID'; an input without it gets row "
+                   "numbers (counted from 1 across the inputs) as IDs]")
+@click.option("--keep-columns", "keep_columns", multiple=True, metavar="NAME[,NAME...]",
+              help="Input columns to carry into the output, after the ID (repeatable or comma-separated).")
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
+              help="Output format.  [default: by the -o extension (.csv .jsonl .parquet), else tsv]")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Rows read, scored and written at a time; bounds memory.")
 @click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "int8", "fp16"]), default="auto",
@@ -46,9 +64,12 @@ device_option = click.option(
                    "skip it, count it and write it to the rejects file.")
 @click.option("--rejects", type=click.Path(dir_okay=False), default=None,
               help="Where skipped rows go (File, Line, Column, Reason, Row). Default with -o: OUTPUT.rejects.tsv.")
+@click.option("--max-bad-rows", metavar="N|N%", default=None,
+              help="With --on-bad-row skip: fail (exit 3, nothing published) when more than N rows, or more than "
+                   "N% of the rows read, are rejected.")
 @click.option("--resume", is_flag=True,
-              help="Continue an interrupted -o run from its last finished chunk (same inputs, model and "
-                   "options, else refused); without an unfinished run, start from the beginning.")
+              help="Continue an interrupted -o run from its last finished chunk (same inputs, model, options "
+                   "and engine, else refused); without an unfinished run, start from the beginning.")
 @click.option("--quiet", is_flag=True, help="No progress and no provider line on stderr.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this process. ray: Ray Data over a Ray cluster (pip install 'argvalues[ray]'); "
@@ -65,23 +86,30 @@ device_option = click.option(
                    "[default: local cores / workers; 1 on a cluster]")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
-def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities, output, chunk_rows, variant, on_bad_row, rejects,
-          resume, quiet, engine, address, num_workers, gpus_per_worker, cpus_per_worker, inputs):
-    """Label arguments in ValueEval TSV files (Argument ID, Conclusion, Stance, Premise).
+def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities, output, input_format, columns, id_column,
+          keep_columns, output_format, chunk_rows, variant, on_bad_row, rejects, max_bad_rows, resume,
+          quiet, engine, address, num_workers, gpus_per_worker, cpus_per_worker, inputs):
+    """Label arguments (Argument ID, Conclusion, Stance, Premise: the fields the model's template
+    reads) in TSV, CSV, JSON lines or Parquet files.
 
     Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
-    row, in input order. INPUT may be gzipped (.gz) or '-' for standard input. Progress (rows,
-    rows/s) goes to stderr when it is a terminal. With -o the output appears only when complete.
+    row, in input order. INPUT may be compressed (.gz .bz2 .xz .zst) or '-' for standard input.
+    Progress (rows, rows/s) goes to stderr when it is a terminal. With -o the output appears only
+    when complete, with OUTPUT.meta.json beside it (model, inputs, versions, row counts, times).
 
     \b
     Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage,
-    3 bad input data, 4 bad model directory, 6 output not writable (disk full),
-    7 --resume refused, 130 interrupted, 143 terminated (SIGTERM).
+    3 bad input data (or more bad rows than --max-bad-rows), 4 bad model directory,
+    6 output not writable (disk full), 7 --resume refused, 8 another run is writing -o OUTPUT,
+    130 interrupted, 143 terminated (SIGTERM).
     """
+    keep = [name.strip() for value in keep_columns for name in value.split(",") if name.strip()]
     options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size,
                            batch_tokens=batch_tokens, device=device,
                            probabilities=probabilities, chunk_rows=chunk_rows, variant=variant, on_bad_row=on_bad_row,
-                           rejects=rejects, resume=resume)
+                           rejects=rejects, resume=resume, max_bad_rows=max_bad_rows, input_format=input_format,
+                           columns=parse_column_mappings(columns), id_column=id_column, keep_columns=keep,
+                           output_format=output_format or output_format_of(output))
     ray_settings = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                         cpus_per_worker=cpus_per_worker)
     progress = not quiet and sys.stderr.isatty()
@@ -105,7 +133,7 @@ def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities,
             log(f"  {reject.file}: line {reject.line}:{column} {reject.reason}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("predictions", type=click.Path(dir_okay=False))
 @click.argument("labels", type=click.Path(dir_okay=False))
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
@@ -128,7 +156,7 @@ def evaluate(predictions, labels, threshold, as_json):
     click.echo(json.dumps(result, indent=2) if as_json else render_evaluation(result))
 
 
-@click.command()
+@click.command(cls=Command)
 @model_option
 @click.option("--premise", required=True, help="The argument's premise.")
 @click.option("--stance", default="in favor of", show_default=True, help="'in favor of' or 'against'.")

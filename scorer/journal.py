@@ -2,9 +2,9 @@
 
 While a run goes, results grow in ``.NAME.partial`` beside the target. After every chunk the
 partial file (and the rejects file) is flushed to disk, then the journal ``.NAME.journal`` is
-replaced atomically with the progress made: which input, how many chunks of it, how many bytes
-of output. Only a complete run renames the partial file to the target. So after a crash (kill
--9, power loss) the target is absent or still the previous complete file, and ``--resume``
+replaced atomically with the progress made: where the next chunk starts (in the engine's own
+terms), how many bytes of output. Only a complete run renames the partial file to the target.
+So after a crash (kill -9, power loss) the target is absent or still the previous complete file, and ``--resume``
 truncates the partial file to the last journaled byte and continues from the next chunk. Chunks
 are cut the same way on every run, so the resumed output is byte-identical to an uninterrupted
 one. The journal holds fingerprints of the inputs, the model and the options that shape the
@@ -19,21 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from argvalues.errors import ResumeError
+from argvalues.files import fsync_directory, write_atomically
 
-JOURNAL_VERSION = 1
-
-
-def fsync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+JOURNAL_VERSION = 2
 
 
 def sync_files(*handles) -> None:
@@ -44,17 +32,6 @@ def sync_files(*handles) -> None:
             os.fsync(handle.fileno())
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: a reader sees the old content or the new, never a mix."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
-
-
 def partial_path(target: Path) -> Path:
     """Where a file grows before it is renamed to ``target``: hidden, beside it (same filesystem)."""
     return target.with_name(f".{target.name}.partial")
@@ -62,8 +39,7 @@ def partial_path(target: Path) -> Path:
 
 @dataclass
 class Progress:
-    input: int = 0  # index of the input being scored
-    chunks: int = 0  # chunks of that input already written
+    position: object = None  # where the next chunk starts, in the engine's terms (None: at the start)
     output_bytes: int = 0
     rejects_bytes: int = 0
     rows: int = 0
@@ -79,8 +55,11 @@ class Journal:
         self.path = target.with_name(f".{target.name}.journal")
         self.rejects_target = rejects_target
         self.rejects_partial = partial_path(rejects_target) if rejects_target else None
+        self.meta_target = target.with_name(f"{target.name}.meta.json")  # the sidecar (scorer.meta)
+        self.meta_partial = partial_path(self.meta_target)
         self.fingerprint = fingerprint
         self.finished = False
+        self.started: str | None = None  # when the run began (kept through resumes)
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -95,6 +74,7 @@ class Journal:
             data = json.loads(self.path.read_text())
             progress = Progress(**data["progress"])
             self.finished = bool(data.get("finished", False))
+            self.started = data.get("started")
         except (OSError, ValueError, KeyError, TypeError):
             raise ResumeError(f"{self.path}: the journal is unreadable; rerun without --resume to start over") from None
         if data.get("version") != JOURNAL_VERSION:
@@ -119,11 +99,12 @@ class Journal:
 
     def save(self, progress: Progress, finished: bool = False) -> None:
         record = {"version": JOURNAL_VERSION, "target": str(self.target), "fingerprint": self.fingerprint,
-                  "progress": asdict(progress), "finished": finished}
+                  "progress": asdict(progress), "finished": finished, "started": self.started}
         write_atomically(self.path, json.dumps(record, indent=1).encode())
 
     def discard(self) -> None:
-        for path in (self.partial, self.rejects_partial, self.path, self.path.with_name(self.path.name + ".tmp")):
+        for path in (self.partial, self.rejects_partial, self.meta_partial, self.path,
+                     self.path.with_name(self.path.name + ".tmp")):
             if path is not None:
                 path.unlink(missing_ok=True)
 
@@ -133,6 +114,8 @@ class Journal:
         self.save(progress, finished=True)
         if self.rejects_partial is not None and self.rejects_partial.is_file():
             os.replace(self.rejects_partial, self.rejects_target)
+        if self.meta_partial.is_file():  # before the output: a new output never appears without its sidecar
+            os.replace(self.meta_partial, self.meta_target)
         if self.partial.is_file():
             os.replace(self.partial, self.target)
         fsync_directory(self.target.parent)

@@ -5,11 +5,15 @@
   every row is checked exactly as the local engine checks it, and cut into the same chunks.
 * Scoring: a pool of long-lived actors, each holding one ONNX Runtime session, loaded once from
   model files the driver puts in the object store (workers need no shared filesystem).
-* Writing: the driver takes the scored blocks back in input order, checks IDs across files,
-  and writes through the local engine's formatter: same rows, same order, same bytes.
+* Writing: the driver takes the scored blocks back in input order, puts each reader chunk back
+  together, checks IDs across files, and writes through :mod:`scorer.output`, as the local
+  engine does: same rows, same order, same bytes, the same atomic ``-o`` and rejects file.
 
 A worker that dies is restarted by Ray and its unfinished blocks run again; the driver writes
-each block once, when its turn in input order comes, so no row is lost or written twice.
+each chunk once, when its turn in input order comes, so no row is lost or written twice. A run
+that fails as a whole keeps what it wrote: its journal records the reader chunks written per
+file, and ``--resume`` has the read tasks skip them and the driver take the IDs already written
+from the partial output.
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,15 +34,21 @@ import ray
 from ray.data.datasource import FileBasedDatasource
 
 from argvalues.contract import ID_COLUMN, argument_rows
-from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, Terminated, TerminateSignal
-from argvalues.rows import REJECTS_HEADER, Reject, SeenIds
+from argvalues.errors import ArgvaluesError, DataError, RunFailed
+from argvalues.formats import split_name
+from argvalues.model_config import ScoringConfig
+from argvalues.rows import Reject, SeenIds
 from argvalues.variants import onnx_files
-from scorer.journal import fsync_directory, partial_path, sync_files
+from scorer.meta import run_record
 from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
-from scorer.score import (ScoreOptions, ScoreStats, default_rejects_path, format_rows, header_line, output_values,
-                          record_rejects)
+from scorer.options import ScoreOptions, ScoreStats
+from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, TsvScores, binary_stdout,
+                           check_inputs, claim, input_fingerprint, model_fingerprint, output_target, output_values,
+                           rejects_target, write_scores)
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
+#: In a resumed run's progress: every chunk of this file is written.
+FILE_DONE = -1
 #: File names a directory input contributes (explicitly named files are read whatever their name).
 DIRECTORY_EXTENSIONS = ("tsv", "tsv.gz")
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "tokenizer_config.json", "special_tokens_map.json", "argvalues.json")
@@ -91,15 +100,25 @@ class _Lines:
 class ArgumentFiles(FileBasedDatasource):
     """Argument TSVs read by the contract's row reader, one read task per file, in chunks."""
 
-    def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int, **kwargs):
+    def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int,
+                 done: dict[str, int] | None = None, columns: dict | None = None, **kwargs):
+        """``done``: chunks already written per file (:data:`FILE_DONE`: all of them), left out;
+        ``columns``: --column and --id-column."""
         super().__init__(paths, **kwargs)
         self.required, self.on_bad_row, self.chunk_rows = required, on_bad_row, chunk_rows
+        self.done = done or {}
+        self.columns = columns or {}
 
     def _read_stream(self, stream, path: str) -> Iterator[pd.DataFrame]:
         # IDs are checked within the file here and across files by the driver, in input order.
-        rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row)
+        done = self.done.get(path, 0)
+        if done == FILE_DONE:
+            return
+        rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row, columns=self.columns,
+                             file_format="tsv")
         for number, chunk in enumerate(rows.chunks(self.chunk_rows)):
-            yield _block(chunk, path, number, self.required)
+            if number >= done:  # earlier chunks are read again only to check IDs within the file
+                yield _block(chunk, path, number, self.required)
 
 
 def _block(chunk, path: str, number: int, required: list[str]) -> pd.DataFrame:
@@ -142,25 +161,12 @@ class ScoringActor:
             probabilities = self.model.probabilities(frame, self.options.batch_size)
             values[rows] = output_values(self.model, probabilities, self.options)
         out = pd.DataFrame(values, columns=self.model.labels)
-        for column in (ID_COLUMN, FILE_COLUMN, LINE_COLUMN, REJECT_COLUMN):
+        for column in (ID_COLUMN, FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN):
             out[column] = block[column].to_numpy()
         return out
 
     def __del__(self):
         shutil.rmtree(getattr(self, "directory", ""), ignore_errors=True)
-
-
-def _check_inputs(inputs: list[str], options: ScoreOptions) -> None:
-    if not inputs:
-        raise ArgvaluesError("no input given; pass TSV files, directories of them, or URIs Ray can read")
-    if "-" in inputs:
-        raise ArgvaluesError("--engine ray reads files, directories or URIs, not standard input (-)")
-    if options.resume:
-        raise ArgvaluesError("--resume works with the local engine only; with --engine ray, Ray retries failed "
-                             "workers within a run, and a failed run is started again")
-    for source in inputs:
-        if "://" not in source and not Path(source).exists():
-            raise DataError(f"{source}: no such file or directory")
 
 
 def _model_files(model_dir: Path, onnx_path: Path) -> dict[str, bytes]:
@@ -212,36 +218,53 @@ def _user_error(error: BaseException) -> ArgvaluesError:
             return type(current)(str(current).strip().splitlines()[0])
         stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
     text = str(error).strip().splitlines()
-    return ArgvaluesError(f"the Ray run failed: {text[-1] if text else type(error).__name__}")
+    return RunFailed(f"the Ray run failed: {text[-1] if text else type(error).__name__}")
 
 
-class _AtomicOutput:
-    """The output (and rejects) written beside the target and renamed into place only when complete."""
 
-    def __init__(self, target: Path | None, rejects_target: Path | None):
-        self.targets = [t for t in (target, rejects_target) if t is not None]
-        self.partials = [partial_path(t) for t in self.targets]
-        self.handles = []
 
-    def open(self) -> list:
-        for path in self.partials:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.handles.append(open(path, "wb"))
-        return self.handles
+@dataclass
+class WorkerModel:
+    """The model as the workers run it: the variant for their device, and the files they need."""
 
-    def commit(self) -> None:
-        sync_files(*self.handles)
-        for handle in self.handles:
-            handle.close()
-        for partial, target in zip(self.partials, self.targets):
-            os.replace(partial, target)
-            fsync_directory(target.parent)
+    directory: Path
+    config: ScoringConfig
+    provider: str
+    variant: str
+    onnx_path: Path
 
-    def discard(self) -> None:
-        for handle in self.handles:
-            handle.close()
-        for partial in self.partials:
-            partial.unlink(missing_ok=True)
+    @classmethod
+    def choose(cls, options: ScoreOptions, ray_options: RayOptions) -> WorkerModel:
+        """Check the model directory (before any worker starts) and pick the workers' variant."""
+        directory = Path(options.model_dir)
+        config = load_model_config(directory, options.variant)
+        provider = "CUDAExecutionProvider" if ray_options.gpus_per_worker > 0 else "CPUExecutionProvider"
+        variant, onnx_path = variant_file(directory, config, provider, options.variant)
+        return cls(directory, config, provider, variant, onnx_path)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+
+    def files(self) -> dict[str, bytes]:
+        return _model_files(self.directory, self.onnx_path)
+
+    def fingerprint(self) -> dict[str, str]:
+        return model_fingerprint(self.directory, self.onnx_path, MODEL_SIDE_FILES)
+
+
+def _check_formats(inputs: list[str], options: ScoreOptions) -> None:
+    """Ray reads and writes TSV (plain or .gz) only: refuse anything else with one line."""
+    refused = [f"--{name}" for name, given in (("format", options.input_format not in (None, "tsv")),
+                                               ("output-format", options.output_format != "tsv"),
+                                               ("keep-columns", bool(options.keep_columns))) if given]
+    if refused:
+        raise ArgvaluesError(f"--engine ray reads and writes TSV only ({', '.join(refused)} given): score other "
+                             f"formats with the local engine")
+    for source in inputs:
+        if split_name(source)[0] not in (None, "tsv") or split_name(source)[1] not in (None, "gzip"):
+            raise ArgvaluesError(f"{source}: --engine ray reads TSV only (plain or .gz): score it with the local "
+                                 f"engine")
 
 
 def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions, ray_options: RayOptions,
@@ -250,110 +273,214 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
 
     ``after_block(rows_written)`` is called after each block is written (progress hooks, tests).
     """
-    _check_inputs(inputs, options)
-    to_stdout = output is None or output == "-"
-    if not to_stdout and Path(output).is_dir():
-        raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
-    model_dir = Path(options.model_dir)
-    config = load_model_config(model_dir, options.variant)
-    device = "cuda" if ray_options.gpus_per_worker > 0 else "cpu"
-    provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
-    variant, onnx_path = variant_file(model_dir, config, provider, options.variant)  # the workers' variant
-    files = _model_files(model_dir, onnx_path)
-
-    rejects_target = None
-    if options.on_bad_row == "skip" and (options.rejects or not to_stdout):
-        rejects_target = Path(options.rejects or default_rejects_path(output))
-    writer = _AtomicOutput(None if to_stdout else Path(output), rejects_target)
-    started_here = _start_ray(ray_options)
-    stats = ScoreStats(rows=0, seconds=0.0, provider=provider, rejects_path=str(rejects_target or "") or None)
-    started = time.perf_counter()
-    try:
-        _check_resources(ray_options, local=not ray_options.address)
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # output in input order, as the local engine writes
-        context.enable_progress_bars = progress
-        # Ray Data logs every run's plan and its retries to stderr; they stay in Ray's own log
-        # files (/tmp/ray/session_latest/logs), and what stops a run comes back as one line.
-        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-        if log:
-            log(f"scoring on Ray ({'cluster ' + ray_options.address if ray_options.address else 'local instance'}): "
-                f"{ray_options.num_workers} worker(s), {ray_options.worker_cpus():g} CPU(s) and "
-                f"{ray_options.gpus_per_worker:g} GPU(s) each, {variant} variant")
-        model_files = ray.put(files)  # held here for the whole run: restarted workers fetch it again
-        datasource = ArgumentFiles(inputs, config.required_columns, options.on_bad_row, options.chunk_rows,
-                                   file_extensions=None if all(Path(p).is_file() for p in inputs if "://" not in p)
-                                   else list(DIRECTORY_EXTENSIONS))
-        scored = ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(
-            ScoringActor,
-            fn_constructor_kwargs=dict(model_files=[model_files], variant=variant, device=device,
-                                       threads=max(1, int(ray_options.worker_cpus())), options=asdict(options)),
-            batch_size=options.chunk_rows, batch_format="pandas",
-            compute=ray.data.ActorPoolStrategy(size=ray_options.num_workers),
-            num_cpus=ray_options.worker_cpus(), num_gpus=ray_options.gpus_per_worker or None,
-        )
-        handles = writer.open()
-        out = sys.stdout.buffer if to_stdout else handles[0]
-        rejects = handles[-1] if rejects_target else None
-        header = header_line(config.labels).encode()
-        if rejects:
-            rejects.write(REJECTS_HEADER.encode())
-        if not to_stdout:
-            out.write(header)
-            header = b""
-        seen = SeenIds()
-        value_type = np.float32 if options.probabilities else np.int8
-        for block in scored.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=1):
-            keep = _take_rejects(block, seen, options.on_bad_row, stats, rejects)
-            values = block.loc[keep, config.labels].to_numpy(dtype=value_type)
-            text = format_rows(block.loc[keep, ID_COLUMN].to_numpy(), values, config.labels).encode()
-            out.write(header + text)
-            header = b""
-            stats.rows += int(keep.sum())
-            if after_block:
-                after_block(stats.rows)
-        out.write(header)
-        if to_stdout:
-            out.flush()
-        writer.commit()
-    except KeyboardInterrupt as stop:
-        writer.discard()
-        kind = Terminated if isinstance(stop, TerminateSignal) else Interrupted
-        raise kind(f"{kind.__name__.lower()} after {stats.rows} rows; nothing is at {output or 'the output'}") from None
-    except ArgvaluesError as error:
-        writer.discard()
-        if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
-            raise _user_error(error) from None
-        raise
-    except OSError as error:
-        writer.discard()
-        raise OutputError(f"cannot write {output or 'standard output'}: {error.strerror or error}") from None
-    except Exception as error:  # Ray wraps what workers and read tasks raise
-        writer.discard()
-        raise _user_error(error) from None
-    finally:
-        if started_here:
-            ray.shutdown()
-    stats.seconds = time.perf_counter() - started
+    check_inputs(inputs, engine="ray")
+    _check_formats(inputs, options)
+    target = output_target(output, inputs, options)
+    with claim(target):
+        model = WorkerModel.choose(options, ray_options)
+        options.reading(model.config.required_columns)  # a --column the model does not read: before Ray starts
+        rejects = rejects_target(target, options)
+        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+                           rejects_path=str(rejects) if rejects else None)
+        sink, done = _output(target, rejects, inputs, model, options, stats, log)
+        if not sink.complete:
+            started = time.perf_counter()
+            RayRun(inputs, model, options, ray_options, progress, log, after_block).write(sink, done, stats)
+            stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _take_rejects(block: pd.DataFrame, seen: SeenIds, on_bad_row: str, stats: ScoreStats, handle) -> np.ndarray:
-    """Rows of ``block`` to write: not rejected by the reader, and IDs not seen in an earlier input."""
-    keep = (block[REJECT_COLUMN] == "").to_numpy()
-    rejects = [Reject(**json.loads(text)) for text in block.loc[~keep, REJECT_COLUMN]]
+@dataclass
+class RayRun:
+    """One run's inputs, model and settings, and how it reports."""
+
+    inputs: list[str]
+    model: WorkerModel
+    options: ScoreOptions
+    ray_options: RayOptions
+    progress: bool = False
+    log: Callable[[str], object] | None = None
+    after_block: Callable[[int], object] | None = None
+
+    def write(self, sink: ScoresOutput, done: dict[str, int], stats: ScoreStats) -> None:
+        """Start (or join) Ray, score every chunk not ``done`` and write it to ``sink``; errors as one line."""
+        started_here = _start_ray(self.ray_options)
+        try:
+            _check_resources(self.ray_options, local=not self.ray_options.address)
+            _quiet_ray_data(self.progress)
+            if self.log:
+                self.log(_plan_line(self.ray_options, self.model.variant))
+            write_scores(sink, self.chunks(done, _seen_ids(sink), stats), stats, limit=self.options.bad_row_limit)
+        except (ArgvaluesError, OSError) as error:
+            if isinstance(error, ray.exceptions.RayError):  # raised in a worker, wrapped by Ray
+                raise _user_error(error) from None
+            raise
+        except Exception as error:  # Ray wraps what goes wrong while it sets the run up
+            raise _user_error(error) from None
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def chunks(self, done: dict[str, int], seen: SeenIds, stats: ScoreStats) -> Iterator[ScoredChunk]:
+        """The chunks not ``done``, scored on Ray, in input order."""
+        blocks = _scored_blocks(_pipeline(self.inputs, self.model, self.options, self.ray_options, done))
+        hook = (lambda: self.after_block(stats.rows)) if self.after_block else None
+        return _driver_chunks(blocks, self.options, self.model.config.labels, hook, done, seen)
+
+
+def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel, options: ScoreOptions,
+            stats: ScoreStats, log) -> tuple[ScoresOutput, dict[str, int]]:
+    """Where the scores go, and the chunks an interrupted run already wrote (reader chunks per file)."""
+    scores = TsvScores(model.config.labels)
+    if target is None:
+        return StreamOutput(binary_stdout(), rejects, scores), {}
+    fingerprint = {"inputs": [_input_fingerprint(p) for p in inputs], "model": model.fingerprint(),
+                   "options": options.output_shaping(model.provider, model.variant, engine="ray")}
+    run = run_record(model.directory, fingerprint, model.variant, model.provider, "ray", libraries=("ray",))
+    sink = FileOutput(target, rejects, fingerprint, scores, log, run)
+    return sink, dict(sink.begin(options.resume, stats).position or {})
+
+
+def _seen_ids(sink: ScoresOutput) -> SeenIds:
+    """The IDs an interrupted run already wrote: the driver checks new IDs against them."""
+    seen = SeenIds()
+    for identifier in sink.written_ids() if isinstance(sink, FileOutput) else ():
+        seen.add(identifier)
+    return seen
+
+
+def _input_fingerprint(source: str) -> dict:
+    """A file's sha256; a directory's files (those Ray reads) one by one; a URI's files by size and
+    modification time (hashing them would read the whole corpus on the driver)."""
+    if "://" in source:
+        from pyarrow import fs
+
+        filesystem, path = fs.FileSystem.from_uri(source)
+        info = filesystem.get_file_info(path)
+        infos = (filesystem.get_file_info(fs.FileSelector(path, recursive=True))
+                 if info.type == fs.FileType.Directory else [info])
+        return {"path": source, "files": [{"path": i.path, "bytes": i.size, "mtime": str(i.mtime)}
+                                          for i in sorted(infos, key=lambda i: i.path) if i.type == fs.FileType.File]}
+    if Path(source).is_dir():
+        files = sorted(p for p in Path(source).rglob("*") if p.is_file() and p.name.endswith(
+            tuple(f".{extension}" for extension in DIRECTORY_EXTENSIONS)))
+        return {"path": str(Path(source).resolve()), "files": [input_fingerprint(str(p)) for p in files]}
+    return input_fingerprint(source)
+
+
+def _quiet_ray_data(progress: bool) -> None:
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # output in input order, as the local engine writes
+    context.enable_progress_bars = progress
+    # Ray Data logs every run's plan and its retries to stderr; they stay in Ray's own log files
+    # (/tmp/ray/session_latest/logs), and what stops a run comes back as one line.
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+
+
+def _plan_line(ray_options: RayOptions, variant: str) -> str:
+    where = "cluster " + ray_options.address if ray_options.address else "local instance"
+    return (f"scoring on Ray ({where}): {ray_options.num_workers} worker(s), {ray_options.worker_cpus():g} CPU(s) "
+            f"and {ray_options.gpus_per_worker:g} GPU(s) each, {variant} variant")
+
+
+def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_options: RayOptions,
+              done: dict[str, int]):
+    """The Ray Data pipeline: read tasks cut the inputs into the reader's chunks (those not ``done``),
+    actors score them."""
+    model_files = ray.put(model.files())  # the dataset holds it for the run: restarted workers fetch it again
+    local_files = all(Path(p).is_file() for p in inputs if "://" not in p)
+    # Files are read in parallel, so row numbers cannot be IDs: the ID column is required.
+    columns = options.reading(model.config.required_columns)["columns"]
+    datasource = ArgumentFiles(inputs, model.config.required_columns, options.on_bad_row, options.chunk_rows, done,
+                               columns=columns,
+                               file_extensions=None if local_files else list(DIRECTORY_EXTENSIONS))
+    return ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(
+        ScoringActor,
+        fn_constructor_kwargs=dict(model_files=[model_files], variant=model.variant, device=model.device,
+                                   threads=max(1, int(ray_options.worker_cpus())), options=asdict(options)),
+        batch_size=options.chunk_rows, batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=ray_options.num_workers),
+        num_cpus=ray_options.worker_cpus(), num_gpus=ray_options.gpus_per_worker or None,
+    )
+
+
+def _scored_blocks(dataset) -> Iterator[pd.DataFrame]:
+    """The scored blocks in input order; what a worker or read task raised, as a one-line error."""
+    blocks = iter(dataset.iter_batches(batch_size=None, batch_format="pandas", prefetch_batches=1))
+    try:
+        while True:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                return
+            except Exception as error:  # Ray wraps it, and retries or loses workers on the way
+                raise _user_error(error) from None
+            yield block
+    finally:
+        if hasattr(blocks, "close"):
+            blocks.close()  # a run stopped early stops Ray Data's executor too
+
+
+def _whole_chunks(blocks: Iterator[pd.DataFrame], after_block: Callable[[], object] | None = None
+                  ) -> Iterator[pd.DataFrame]:
+    """The rows of each reader chunk as one frame, in input order: Ray cuts its blocks its own way,
+    so a chunk may arrive in pieces; the last piece of a block is held until the next block shows
+    whether the chunk goes on."""
+    held = None
+    for block in blocks:
+        keys = block[FILE_COLUMN].astype(str) + "\0" + block[CHUNK_COLUMN].astype(str)
+        starts = [0, *np.flatnonzero(keys.to_numpy()[1:] != keys.to_numpy()[:-1]) + 1, len(block)]
+        for start, end in zip(starts[:-1], starts[1:]):
+            piece = block.iloc[start:end]
+            if held is not None and _chunk_key(held) == _chunk_key(piece):
+                held = pd.concat([held, piece], ignore_index=True)
+                continue
+            if held is not None:
+                yield held
+            held = piece
+        if after_block:
+            after_block()
+    if held is not None:
+        yield held
+
+
+def _chunk_key(frame: pd.DataFrame) -> tuple[str, int]:
+    return frame[FILE_COLUMN].iat[0], int(frame[CHUNK_COLUMN].iat[0])
+
+
+def _driver_chunks(blocks: Iterator[pd.DataFrame], options: ScoreOptions, labels: list[str],
+                   after_block: Callable[[], object] | None = None, done: dict[str, int] | None = None,
+                   seen: SeenIds | None = None) -> Iterator[ScoredChunk]:
+    """Each reader chunk as the output writes it: IDs checked across files (in input order, by this
+    driver alone), rejects in line order, and the chunks written so far per file (the position a
+    resumed run starts from)."""
+    seen = seen if seen is not None else SeenIds()
+    position = dict(done or {})
+    value_type = np.float32 if options.probabilities else np.int8
+    for frame in _whole_chunks(blocks, after_block):
+        keep, rejects = _take_rejects(frame, seen, options.on_bad_row)
+        values = frame.loc[keep, labels].to_numpy(dtype=value_type)
+        path, number = _chunk_key(frame)
+        for earlier in position:  # files come in input order: those before this one are complete
+            position[earlier] = FILE_DONE if earlier != path else position[earlier]
+        position[path] = number + 1
+        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=dict(position))
+
+
+def _take_rejects(chunk: pd.DataFrame, seen: SeenIds, on_bad_row: str) -> tuple[np.ndarray, list[Reject]]:
+    """Rows of one chunk to write (not rejected by the reader, IDs not seen in an earlier input), and
+    its rejects in line order, as the local engine writes them."""
+    keep = (chunk[REJECT_COLUMN] == "").to_numpy()
+    rejects = [Reject(**json.loads(text)) for text in chunk.loc[~keep, REJECT_COLUMN]]
     for position in np.flatnonzero(keep):
-        identifier = block[ID_COLUMN].iat[position]
+        identifier = chunk[ID_COLUMN].iat[position]
         if not seen.add(identifier):
             # The raw line stays with the reader; the Row column holds the ID (the local engine's, the line).
-            reject = Reject(block[FILE_COLUMN].iat[position], int(block[LINE_COLUMN].iat[position]), ID_COLUMN,
+            reject = Reject(chunk[FILE_COLUMN].iat[position], int(chunk[LINE_COLUMN].iat[position]), ID_COLUMN,
                             f"duplicate Argument ID '{identifier[:80]}'", identifier)
             if on_bad_row == "fail":
                 raise DataError(reject.message())
             keep[position] = False
             rejects.append(reject)
-    # The local engine writes rejects in input order: by file (files come in input order), then line.
-    file_rank = {name: rank for rank, name in enumerate(dict.fromkeys(block[FILE_COLUMN]))}
-    rejects.sort(key=lambda r: (file_rank[r.file], r.line))
-    record_rejects(stats, rejects, handle)
-    return keep
+    rejects.sort(key=lambda r: r.line)
+    return keep, rejects

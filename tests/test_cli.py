@@ -67,3 +67,43 @@ def test_evaluate_and_predict(tiny_exported, tmp_path):
     assert sum(line.strip().endswith(")") for line in result.output.splitlines()) == 20
     bad = invoke("predict", "--model", tiny_exported, "--premise", "x", "--stance", "maybe", "--conclusion", "y")
     assert bad.exit_code == 3 and "--stance must be one of" in bad.stderr
+
+
+def test_evaluate_against_labels_without_any_positive_is_one_line(tmp_path):
+    from argvalues.contract import LABELS
+
+    header = "\t".join(["Argument ID", *LABELS])
+    labels, predictions = tmp_path / "labels.tsv", tmp_path / "predictions.tsv"
+    labels.write_text(f"{header}\nA1\t{chr(9).join('0' * 20)}\nA2\t{chr(9).join('0' * 20)}\n")
+    predictions.write_text(f"{header}\nA1\t{chr(9).join('1' * 20)}\nA2\t{chr(9).join('0' * 20)}\n")
+    result = invoke("evaluate", predictions, labels)
+    assert result.exit_code == 3
+    assert result.stderr == (f"Error: {labels}: no argument has any label (every value is 0), so the official "
+                             "scores are undefined; expected a labels file with at least one 1\n")
+    assert result.stdout == ""
+
+
+def test_score_takes_h_and_version_like_argvalues():
+    from argvalues import __version__
+    from scorer.cli import score
+
+    for command, name in ((main, "argvalues"), (score, "score")):
+        short, long = (CliRunner().invoke(command, [flag], prog_name=name) for flag in ("-h", "--help"))
+        assert short.exit_code == 0 and short.output == long.output and f"Usage: {name} " in short.output
+        version = CliRunner().invoke(command, ["--version"], prog_name=name)
+        assert version.exit_code == 0 and version.output == f"{name}, version {__version__}\n"
+
+
+@pytest.mark.parametrize("args", [["score", "--threshold", "1.5", "x.tsv"], ["score", "--batch-size", "0", "x.tsv"],
+                                  ["score", "--device", "gpu", "x.tsv"], ["score", "--format", "xml", "x.tsv"],
+                                  ["score", "--column", "Premise", "x.tsv"], ["evaluate", "--threshold", "-1", "a", "b"],
+                                  ["train", "--limit", "0"]])
+def test_a_bad_option_value_exits_1_as_the_readme_says(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error:")
+
+
+@pytest.mark.parametrize("args", [["score", "--no-such-option", "x.tsv"], ["evaluate", "only-one"], ["score", "--model"]])
+def test_a_usage_error_exits_2(args):
+    assert CliRunner().invoke(main, args).exit_code == 2

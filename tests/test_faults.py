@@ -58,6 +58,7 @@ def journaled_rows(out: Path) -> int:
     return json.loads(journal.read_text())["progress"]["rows"] if journal.is_file() else 0
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_then_resume_is_byte_identical(tiny_exported, corpus, reference, tmp_path):
     expected, seconds = reference
     rng = random.Random(20261125)
@@ -82,10 +83,11 @@ def test_kill_9_at_random_points_then_resume_is_byte_identical(tiny_exported, co
         code, stderr = finish(process)
         assert code == 0, stderr
         assert out.read_bytes() == expected, f"run {runs}: resumed output differs"
-        assert sorted(p.name for p in out.parent.iterdir()) == ["scores.tsv"]  # no partial, no journal left
+        assert sorted(p.name for p in out.parent.iterdir()) == ["scores.tsv", "scores.tsv.meta.json"]  # no partial, journal, lock
     assert mid_run >= 20, f"only {mid_run} of {kills} kills landed mid-run"
 
 
+@pytest.mark.slow
 def test_sigterm_and_ctrl_c_leave_nothing_at_the_target_and_resume(tiny_exported, corpus, reference, tmp_path):
     expected, seconds = reference
     for signum, code_expected in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
@@ -106,6 +108,7 @@ def test_sigterm_and_ctrl_c_leave_nothing_at_the_target_and_resume(tiny_exported
         assert out.read_bytes() == expected
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_cleanly_and_can_be_resumed(tiny_exported, corpus, reference, tmp_path):
     """RLIMIT_FSIZE stands in for a full disk: writes past it fail with EFBIG (Python ignores SIGXFSZ)."""
     expected, _ = reference
@@ -126,6 +129,7 @@ def test_a_full_disk_fails_cleanly_and_can_be_resumed(tiny_exported, corpus, ref
     assert out.read_bytes() == expected
 
 
+@pytest.mark.slow
 def test_a_full_disk_on_standard_output_is_one_line(tiny_exported, corpus, tmp_path):
     limit = 50_000
 
@@ -139,6 +143,7 @@ def test_a_full_disk_on_standard_output_is_one_line(tiny_exported, corpus, tmp_p
     assert process.returncode == 6 and stderr.strip() == "Error: cannot write: File too large"
 
 
+@pytest.mark.slow
 def test_resume_is_refused_when_the_input_model_or_options_changed(tiny_exported, corpus, tmp_path):
     out = tmp_path / "scores.tsv"
     process = start(tiny_exported, corpus, out)
@@ -170,6 +175,7 @@ def test_resume_is_refused_when_the_input_model_or_options_changed(tiny_exported
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_resume_without_an_unfinished_run_starts_from_the_beginning(tiny_exported, corpus, reference, tmp_path):
     out = tmp_path / "scores.tsv"
     code, stderr = finish(start(tiny_exported, corpus, out, "--resume"))

