@@ -12,6 +12,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# A CPU build of torch first: a bare 'torch' requirement can pull a several-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
+	# The CPU build of ONNX Runtime comes with the package. A venv made before it was (or switched to
+	# the GPU build) holds onnxruntime-gpu, which must not share the venv with it: both go, one returns.
+	$(BIN)/python -m pip uninstall -q -y onnxruntime-gpu onnxruntime
 	$(BIN)/python -m pip install -q -e '.[train,dev]'
 	touch $@
 

@@ -32,6 +32,9 @@ device_option = click.option(
               help="One threshold for every label, instead of the model's tuned thresholds.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Arguments per ONNX Runtime call (rows are sorted by length within a chunk first).")
+@click.option("--batch-tokens", type=click.IntRange(min=0), default=None,
+              help="Padded tokens per ONNX Runtime call (rows x longest row); rows per call then grow as rows "
+                   "get shorter. Default: 65536 on CUDA, off on the CPU (--batch-size rows); 0: off.")
 @device_option
 @click.option("--probabilities", is_flag=True, help="Write probabilities instead of 0/1 labels.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
@@ -83,7 +86,7 @@ device_option = click.option(
                    "[default: local cores / workers; 1 on a cluster]")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
-def score(model_dir, threshold, batch_size, device, probabilities, output, input_format, columns, id_column,
+def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities, output, input_format, columns, id_column,
           keep_columns, output_format, chunk_rows, variant, on_bad_row, rejects, max_bad_rows, resume,
           quiet, engine, address, num_workers, gpus_per_worker, cpus_per_worker, inputs):
     """Label arguments (Argument ID, Conclusion, Stance, Premise: the fields the model's template
@@ -101,7 +104,8 @@ def score(model_dir, threshold, batch_size, device, probabilities, output, input
     130 interrupted, 143 terminated (SIGTERM).
     """
     keep = [name.strip() for value in keep_columns for name in value.split(",") if name.strip()]
-    options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size, device=device,
+    options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size,
+                           batch_tokens=batch_tokens, device=device,
                            probabilities=probabilities, chunk_rows=chunk_rows, variant=variant, on_bad_row=on_bad_row,
                            rejects=rejects, resume=resume, max_bad_rows=max_bad_rows, input_format=input_format,
                            columns=parse_column_mappings(columns), id_column=id_column, keep_columns=keep,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -17,36 +18,31 @@ import pandas as pd
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
 from argvalues.variants import VARIANT_FILES, pick_variant
+from scorer.batching import DEFAULT_CUDA_BATCH_TOKENS, batch_bounds
+from scorer.runtime import check_one_runtime, cuda_check
 
 TOKENIZER_NAME = "tokenizer.json"
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _cuda_present() -> bool:
-    # onnxruntime-gpu lists the CUDA provider even where no GPU or CUDA libraries exist, and
-    # trying it then prints a long error; only try where an NVIDIA driver is loaded.
-    return Path("/proc/driver/nvidia").exists() or bool(os.environ.get("ARGVALUES_FORCE_CUDA_PROBE"))
-
-
 def cuda_usable() -> bool:
-    """Whether ONNX Runtime can run on a GPU here."""
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_present()
+    return cuda_check().usable
 
 
-def _providers_for(device: str) -> list[str]:
+def _providers_for(device: str) -> tuple[list[str], str | None]:
+    """ONNX Runtime providers for ``device``, and why a present GPU is not used (None if it is, or if none)."""
     if device not in DEVICES:
         raise ArgvaluesError(f"--device must be one of {DEVICES}, got {device!r}")
-    cuda_available = cuda_usable()
-    if device == "cuda" and not cuda_available:
-        raise ArgvaluesError(
-            "--device cuda: ONNX Runtime's CUDA provider is not usable here (no NVIDIA driver, or "
-            "onnxruntime-gpu without its CUDA libraries); use --device cpu or auto"
-        )
-    if device in ("cuda", "auto") and cuda_available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+    check_one_runtime()
+    if device == "cpu":
+        return ["CPUExecutionProvider"], None
+    cuda = cuda_check()
+    if device == "cuda" and not cuda.usable:
+        raise ArgvaluesError(f"--device cuda: ONNX Runtime's CUDA provider is not usable here: "
+                             f"{cuda.reason or 'no NVIDIA GPU driver is loaded'}; use --device cpu or auto")
+    if cuda.usable:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], None
+    return ["CPUExecutionProvider"], cuda.reason
 
 
 def load_model_config(model_dir: Path, variant: str = "auto") -> ScoringConfig:
@@ -83,10 +79,10 @@ class ScoringModel:
     """Tokenizer, template, thresholds and an ONNX Runtime session of one model directory."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
-                 variant: str = "auto", parallel_calls: int | None = None):
+                 variant: str = "auto", parallel_calls: int | None = None, batch_tokens: int | None = None):
         self.model_dir = Path(model_dir)
         self.config = load_model_config(self.model_dir, variant)
-        providers = _providers_for(device)
+        providers, self.gpu_unused_reason = _providers_for(device)
         self.variant, self.onnx_path = variant_file(self.model_dir, self.config, providers[0], variant)
         self.tokenizer, self.pad_id = self._load_tokenizer()
         # Dynamic int8 scales activations by each batch's range, so a row's labels would depend on
@@ -104,7 +100,13 @@ class ScoringModel:
         self._pool = None
         self.session = self._load_session(providers, 1 if self.parallel_calls > 1 else cores)
         self.provider = self.session.get_providers()[0]
+        if providers[0] != self.provider:  # ONNX Runtime fell back (its own error is in its log above)
+            self.gpu_unused_reason = f"ONNX Runtime could not start its {providers[0]} (its log above says why)"
         self.io_binding = self.provider == "CUDAExecutionProvider"
+        # On CUDA, batches by a budget of padded tokens (scorer/batching.py); 0 turns it off.
+        if batch_tokens is None:
+            batch_tokens = DEFAULT_CUDA_BATCH_TOKENS if self.provider == "CUDAExecutionProvider" else 0
+        self.batch_tokens = None if self.rows_per_call else (batch_tokens or None)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._check_outputs()
 
@@ -190,9 +192,9 @@ class ScoringModel:
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         batches = []
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            batches.append((rows, self._feeds([encodings[i] for i in rows], int(lengths[rows].max()))))
+        for start, end in batch_bounds(lengths[order], batch_size, self.batch_tokens):
+            rows = order[start:end]
+            batches.append((rows, self._feeds([encodings[i] for i in rows], lengths[rows])))
         return batches
 
     def infer(self, batches: list[tuple[np.ndarray, dict]]) -> np.ndarray:
@@ -225,18 +227,15 @@ class ScoringModel:
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
-    def _feeds(self, encodings: list, width: int) -> dict:
-        n = len(encodings)
-        feeds = {
-            "input_ids": np.full((n, width), self.pad_id, dtype=np.int64),
-            "attention_mask": np.zeros((n, width), dtype=np.int64),
-        }
+    def _feeds(self, encodings: list, lengths: np.ndarray) -> dict:
+        """Padded int64 inputs of one batch; each row's tokens left-aligned, filled in one step."""
+        width = int(lengths.max())
+        real = np.arange(width) < lengths[:, None]  # row-major order = each row's tokens in turn
+        feeds = {"input_ids": np.full(real.shape, self.pad_id, dtype=np.int64), "attention_mask": real.astype(np.int64)}
+        feeds["input_ids"][real] = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64,
+                                               count=int(lengths.sum()))
         if "token_type_ids" in self.input_names:
-            feeds["token_type_ids"] = np.zeros((n, width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            length = len(encoding.ids)
-            feeds["input_ids"][row, :length] = encoding.ids
-            feeds["attention_mask"][row, :length] = 1
-            if "token_type_ids" in feeds:
-                feeds["token_type_ids"][row, :length] = encoding.type_ids
+            feeds["token_type_ids"] = np.zeros(real.shape, dtype=np.int64)
+            feeds["token_type_ids"][real] = np.fromiter(chain.from_iterable(e.type_ids for e in encodings),
+                                                        dtype=np.int64, count=int(lengths.sum()))
         return feeds

@@ -58,6 +58,7 @@ class ScoreOptions:
     model_dir: str = DEFAULT_MODEL_DIR
     threshold: float | None = None
     batch_size: int = 64
+    batch_tokens: int | None = None  # None: a token budget on CUDA (scorer/batching.py), --batch-size on the CPU
     device: str = "auto"
     probabilities: bool = False
     chunk_rows: int = 8192
@@ -81,6 +82,8 @@ class ScoreOptions:
             raise ArgvaluesError(f"--threshold must lie in [0, 1], got {self.threshold}")
         if self.batch_size < 1:
             raise ArgvaluesError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.batch_tokens is not None and self.batch_tokens < 0:
+            raise ArgvaluesError(f"--batch-tokens must not be negative, got {self.batch_tokens}")
         if self.chunk_rows < 1:
             raise ArgvaluesError(f"chunk size must be at least 1, got {self.chunk_rows}")
         if self.on_bad_row not in ON_BAD_ROW:
@@ -123,7 +126,7 @@ class ScoreOptions:
     def output_shaping(self, provider: str, variant: str, engine: str = "local") -> dict:
         """What decides the output bytes (and how a run's progress is recorded): a resumed run must
         agree on all of it."""
-        keys = ("threshold", "batch_size", "probabilities", "chunk_rows", "on_bad_row", "input_format", "columns",
+        keys = ("threshold", "batch_size", "batch_tokens", "probabilities", "chunk_rows", "on_bad_row", "input_format", "columns",
                 "id_column", "keep_columns", "output_format")
         return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider, "variant": variant,
                 "engine": engine}

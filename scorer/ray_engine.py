@@ -145,8 +145,8 @@ class ScoringActor:
         self.directory = Path(tempfile.mkdtemp(prefix="argvalues-model-"))
         for name, data in files.items():
             (self.directory / name).write_bytes(data)
-        self.model = ScoringModel(self.directory, device, threads, variant)
         self.options = ScoreOptions(**options)
+        self.model = ScoringModel(self.directory, device, threads, variant, batch_tokens=self.options.batch_tokens)
 
     def __call__(self, block: pd.DataFrame) -> pd.DataFrame:
         good = (block[REJECT_COLUMN] == "").to_numpy()

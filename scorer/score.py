@@ -97,16 +97,24 @@ def run_fingerprint(inputs: list[str], model: ScoringModel, options: ScoreOption
     }
 
 
+def provider_line(model: ScoringModel) -> str:
+    """Which provider and variant run, and why a GPU that is present is not used."""
+    batching = f", batches of up to {model.batch_tokens} tokens" if model.batch_tokens else ""
+    line = f"scoring with {model.provider}, {model.variant} variant{batching} (model {model.model_dir})"
+    return line + (f"; GPU not used: {model.gpu_unused_reason}" if model.gpu_unused_reason else "")
+
+
 def score_files(inputs: list[str], output: str | None, options: ScoreOptions, progress: bool = False,
                 log=None, model: ScoringModel | None = None) -> ScoreStats:
     """Score ``inputs`` ('-' is standard input) into ``output`` (None or '-': standard output)."""
     check_inputs(inputs)
     target = output_target(output, inputs, options)
     with claim(target):
-        model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant)
+        model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant,
+                                      batch_tokens=options.batch_tokens)
         options.reading(model.required_columns)  # a --column the model does not read fails before any row is read
         if log:
-            log(f"scoring with {model.provider}, {model.variant} variant (model {model.model_dir})")
+            log(provider_line(model))
         started = time.perf_counter()
         rejects = rejects_target(target, options)
         stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,

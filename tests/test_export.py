@@ -50,7 +50,8 @@ def test_model_directory_is_self_contained(tmp_path):
     assert scoring["thresholds"] == [0.3] * 20 and scoring["max_length"] == 64
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["onnx"]["sha256"] == hashlib.sha256((model_dir / "model.onnx").read_bytes()).hexdigest()
-    assert {"torch", "transformers", "optimum", "onnxruntime-gpu"} <= set(manifest["versions"])
+    assert {"torch", "transformers", "optimum"} <= set(manifest["versions"])
+    assert {"onnxruntime", "onnxruntime-gpu"} & set(manifest["versions"])  # whichever package is installed
     assert manifest["source_checkpoint"] == str(checkpoint.resolve())
 
 
