@@ -156,37 +156,6 @@ def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, ato
     return result
 
 
-def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments: pd.DataFrame,
-                   torch_probabilities: np.ndarray, log: Callable[[str], None]) -> dict:
-    """Make each requested variant in ``staging`` and check it against PyTorch fp32 on the parity sample."""
-    from export.variants import MAKERS, compare_with_pytorch
-    from scorer.model import ScoringModel, cuda_usable
-
-    thresholds = np.asarray(ScoringConfig.load(staging).thresholds, dtype=np.float32)
-    truth = parity_truth(checkpoint, arguments)
-    results = {}
-    for name in names:
-        started = time.perf_counter()
-        info = MAKERS[name](staging)
-        info["file"] = VARIANT_FILES[name]
-        device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
-        try:
-            probabilities = ScoringModel(staging, device=device, variant=name).probabilities(arguments, batch_size=16)
-            info.update(checked_on=device, rows=len(arguments),
-                        **compare_with_pytorch(torch_probabilities, probabilities, thresholds, truth))
-        except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
-            info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
-        info["sha256"] = sha256_of(staging / info["file"])
-        info["bytes"] = (staging / info["file"]).stat().st_size
-        info["seconds"] = round(time.perf_counter() - started, 1)
-        results[name] = info
-        drift = f", official F1 {info['f1']:.4f} vs PyTorch {info['f1_pytorch']:.4f}" if "f1" in info else ""
-        log(f"variant {name}: " + (f"largest difference {info['max_abs_difference']:.1e}{drift}, "
-                                   f"{'picked by default' if info['default_ok'] else 'NOT picked by default'}"
-                                   if info.get("checked_on") else f"not checked here ({info['check_error']})"))
-    return results
-
-
 def _onnx_record(onnx_path: Path) -> dict:
     """The manifest's entry for the model file: name, sha256, size, and the same for its external tensors."""
     graph, *data = onnx_files(onnx_path)
@@ -307,10 +276,15 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         torch_probabilities = pytorch_probabilities(checkpoint, arguments)
         shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
     parity = check_parity(checkpoint, staging, arguments, atol, torch_probabilities)
-    built = build_variants(variants, checkpoint, staging, arguments, torch_probabilities, log) if variants else {}
-    if built:
+    built = {}
+    if variants:
+        from export.heldout import held_out_rows
+        from export.variant_checks import check_variants, scoring_entries
+
+        held_out = held_out_rows(checkpoint, run_dir, arguments, parity_truth(checkpoint, arguments))
+        built = check_variants(variants, staging, held_out, log)
         scoring = ScoringConfig.load(staging)
-        scoring.variants = {name: {"file": info["file"], "default_ok": info["default_ok"]} for name, info in built.items()}
+        scoring.variants = scoring_entries(built)
         scoring.save(staging)
     cv_summary = checkpoint / "cv-summary.json"
     manifest = {

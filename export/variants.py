@@ -1,4 +1,4 @@
-"""Faster variants of an exported model, made with Optimum and checked against PyTorch.
+"""Faster variants of an exported model made with Optimum.
 
 - ``optimized``: Optimum's ``ORTOptimizer`` at level O2 (attention, GELU and layer-norm fusions).
 - ``int8``: Optimum's ``ORTQuantizer``, dynamic int8 with per-channel weights, for the instruction
@@ -8,10 +8,9 @@
 - ``fp16``: level O4 (O2 for GPU plus fp16 weights and activations; inputs and outputs stay fp32),
   for the CUDA provider.
 
-Every variant is scored with the scorer's own code on the checkpoint's held-out parity sample and
-compared with PyTorch fp32: largest probability difference, labels that flip, and the official F1
-on the sample's labels. A variant whose F1 moves more than :data:`MAX_F1_DRIFT` is recorded but
-not picked by default.
+The static int8 variant (export/calibration.py) and OpenVINO's bf16 (scorer/runtimes.py) live
+beside these; export/variant_checks.py checks every variant against fp32 on the run's held-out
+arguments.
 """
 
 from __future__ import annotations
@@ -20,21 +19,8 @@ import platform
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 
-from argvalues.metrics import apply_thresholds, official_scores
-
-from argvalues.variants import FP32, MAX_F1_DRIFT, VARIANT_FILES
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+from argvalues.variants import FP32, VARIANT_FILES, cpu_flags
 
 
 def quantization_config():
@@ -82,18 +68,3 @@ def make_fp16(model_dir: Path) -> dict:
 
 
 MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8": make_int8, "fp16": make_fp16}
-
-
-def compare_with_pytorch(reference: np.ndarray, candidate: np.ndarray, thresholds: np.ndarray,
-                         truth: np.ndarray | None) -> dict:
-    """How far a variant's probabilities are from PyTorch fp32's, and what that does to labels and F1."""
-    flips = apply_thresholds(reference, thresholds) != apply_thresholds(candidate, thresholds)
-    result = {"max_abs_difference": float(np.abs(reference - candidate).max()), "label_flips": int(flips.sum()),
-              "labels": int(flips.size)}
-    if truth is not None and truth.any():
-        f1_reference = official_scores(truth, apply_thresholds(reference, thresholds)).f1
-        f1_candidate = official_scores(truth, apply_thresholds(candidate, thresholds)).f1
-        result.update(f1_pytorch=f1_reference, f1=f1_candidate, f1_drift=abs(f1_candidate - f1_reference))
-    drift = result.get("f1_drift", 0.0 if not result["label_flips"] else 1.0)
-    result["default_ok"] = bool(drift <= MAX_F1_DRIFT)
-    return result

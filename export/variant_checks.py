@@ -1,0 +1,107 @@
+"""Make the faster variants of an exported model and check each against fp32, on this machine.
+
+Each variant is scored with the scorer's own code on every held-out argument of the run
+(:mod:`export.heldout`) and judged against the fp32 ONNX model's labels on the same rows
+(:mod:`export.judging`: label agreement, official F1 change with its paired-bootstrap interval).
+Its speed is measured here too, side by side with fp32 (best of two passes, interleaved), and
+recorded under this machine's signature: ``score`` then runs the fastest variant whose labels held
+when it runs on the machine that measured, and falls back to an order by CPU features elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argvalues.digest import sha256_of
+from argvalues.model_config import ScoringConfig
+from argvalues.variants import BF16, DEVICE_VARIANTS, FP32, STATIC_INT8, VARIANT_FILES, bf16_capable, machine_signature
+from export.heldout import HeldOut
+from export.judging import judge_variant
+
+#: What ``argvalues export`` writes with no variant flag: the CPU's batched low-precision variants
+#: and fp16 for CUDA (each checked; ``score`` runs one only where its labels held).
+def default_variants() -> tuple[str, ...]:
+    return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ("fp16",)
+
+
+#: Rows timed in the second, interleaved pass (the first pass times the whole held-out set).
+TIMING_ROWS = 512
+
+
+def _make(name: str, staging: Path, held_out: HeldOut) -> dict:
+    if name == STATIC_INT8:
+        from export.calibration import make_static_int8
+
+        return make_static_int8(staging, held_out.calibration)
+    if name == BF16:
+        import openvino
+
+        return {"how": f"OpenVINO {openvino.__version__} reading model.onnx, inference precision bf16, "
+                       "batches of equal-length rows"}
+    from export.variants import MAKERS
+
+    return MAKERS[name](staging)
+
+
+def _timed(staging: Path, name: str, arguments: pd.DataFrame, device: str = "cpu") -> tuple[np.ndarray, float]:
+    from scorer.model import ScoringModel
+
+    model = ScoringModel(staging, device=device, variant=name)
+    model.probabilities(arguments.iloc[:8])  # first calls set up kernels and shapes; not what a long run sees
+    started = time.perf_counter()
+    probabilities = model.probabilities(arguments, batch_size=64)
+    return probabilities, len(arguments) / (time.perf_counter() - started)
+
+
+def check_variants(names: list[str], staging: Path, held_out: HeldOut, log: Callable[[str], None]) -> dict:
+    """Make each variant in ``staging`` and judge it against fp32 on ``held_out``; the manifest's records."""
+    from scorer.model import cuda_usable
+
+    thresholds = np.asarray(ScoringConfig.load(staging).thresholds, dtype=np.float32)
+    judged, machine = held_out.judged, machine_signature()
+    log(f"checking variants on {len(judged)} held-out arguments ({held_out.source})")
+    reference, fp32_speed = _timed(staging, FP32, judged)
+    speeds = {FP32: [fp32_speed]}
+    results = {FP32: {"file": VARIANT_FILES[FP32], "default_ok": True}}
+    for name in names:
+        started = time.perf_counter()
+        info = _make(name, staging, held_out)
+        info["file"] = VARIANT_FILES[name]
+        device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
+        try:
+            probabilities, speed = _timed(staging, name, judged, device)
+            info.update(checked_on=device, held_out=held_out.source,
+                        **judge_variant(reference, probabilities, thresholds, held_out.truth))
+            if device == "cpu" and name in DEVICE_VARIANTS["cpu"]:
+                speeds[name] = [speed]
+        except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
+            info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
+        info["sha256"] = sha256_of(staging / info["file"])
+        info["bytes"] = (staging / info["file"]).stat().st_size
+        info["seconds"] = round(time.perf_counter() - started, 1)
+        results[name] = info
+        if info.get("checked_on"):
+            f1 = (f", official F1 change {info['f1_change']:+.4f} (95% {info['f1_change_interval'][0]:+.4f} to "
+                  f"{info['f1_change_interval'][1]:+.4f})" if "f1_change" in info else "")
+            log(f"variant {name}: {100 * info['label_agreement']:.2f}% of labels as fp32{f1}, "
+                f"{'picked when fastest' if info['default_ok'] else 'NOT picked by default'}")
+        else:
+            log(f"variant {name}: not checked here ({info['check_error']})")
+    sample = judged.iloc[:TIMING_ROWS]
+    for name in speeds:  # a second pass, interleaved: the machine may be shared
+        speeds[name].append(_timed(staging, name, sample)[1])
+    for name, measured in speeds.items():
+        results[name]["rows_per_second"] = {machine: round(max(measured), 1)}
+    log("rows/s on this machine: " + ", ".join(f"{name} {max(s):.0f}" for name, s in speeds.items()))
+    return results
+
+
+def scoring_entries(results: dict) -> dict:
+    """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds."""
+    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second") if key in info}
+            for name, info in results.items()}
