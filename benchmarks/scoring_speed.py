@@ -9,7 +9,7 @@ In one process (model loading not timed; tokenizing included), on arguments-vali
      same encoder (AutoModelForSequenceClassification with the checkpoint's encoder weights, a
      first-token pooler and an untrained head), which costs the same per row; its labels are not
      the model's, so its difference and F1 are not shown.
-  b. Optimum ORTModelForSequenceClassification with its defaults (exported from the checkpoint)
+  b. Optimum ORTModelForSequenceClassification with its defaults on MODEL_DIR/model.onnx
   o. OpenVINO at its default precision on MODEL_DIR/model.onnx (bf16 on a CPU with AMX, f32
      elsewhere), one infer request, the scorer's length-sorted batches
   c. `score` (scorer.score.score_files) with each CPU variant in MODEL_DIR, and its default
@@ -114,12 +114,13 @@ def openvino_method(model_dir: Path, arguments, batch_size: int):
     return run
 
 
-def ortmodel_method(checkpoint: Path, arguments, scoring, batch_size: int):
+def ortmodel_method(model_dir: Path, arguments, scoring, batch_size: int):
+    """Optimum's ORTModel with its defaults on the exported model.onnx (it cannot re-export a mean-pooled checkpoint)."""
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    model = ORTModelForSequenceClassification.from_pretrained(str(checkpoint), export=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = ORTModelForSequenceClassification.from_pretrained(str(model_dir), file_name="model.onnx")
     texts, pairs = scoring.template.render(arguments)
 
     def run():
@@ -277,7 +278,7 @@ def main() -> None:
         if "pipeline" not in args.skip:
             methods["a. transformers pipeline, PyTorch fp32"] = pipeline_method(args.checkpoint, arguments, scoring)
         if "ortmodel" not in args.skip:
-            methods["b. Optimum ORTModel, defaults"] = ortmodel_method(args.checkpoint, arguments, scoring,
+            methods["b. Optimum ORTModel, defaults"] = ortmodel_method(args.model_dir, arguments, scoring,
                                                                        args.batch_size)
         if "openvino" not in args.skip:
             run = openvino_method(args.model_dir, arguments, args.batch_size)
