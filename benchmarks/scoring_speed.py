@@ -328,7 +328,7 @@ def main() -> None:
             from export.onnx import export_model
             from tiny_models import make_checkpoint
 
-            from export.variant_checks import default_variants
+            from export.build_variants import default_variants
 
             tiny = make_checkpoint("bert", Path(folder) / "tiny-checkpoint", threshold=0.5)
             export_model(tiny, Path(folder) / "tiny-model", log=lambda _: None, variants=default_variants())

@@ -43,8 +43,8 @@ def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, b
     'score' runs the fastest (as measured here) whose labels agree with fp32's on at least 99.5%
     and whose official F1 change's 95% interval stays above -0.005. The manifest records it all.
     """
-    from export.onnx import export_model
-    from export.variant_checks import default_variants
+    from export.build_variants import default_variants
+    from export.onnx import ExportOptions, export_model
 
     chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("int8-static", static_int8),
                                              ("bf16", bf16), ("fp16", fp16)) if wanted)
@@ -52,4 +52,5 @@ def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, b
         raise click.UsageError("--fp32-only writes no variant: leave out the variant flags")
     if not chosen and not fp32_only:
         chosen = default_variants()
-    export_model(source, output, atol=atol, opset=opset, log=log, variants=chosen, ensemble=ensemble, join=join)
+    options = ExportOptions(atol=atol, opset=opset, variants=chosen, ensemble=ensemble, join=join)
+    export_model(source, output, options, log=log)

@@ -40,19 +40,29 @@ class OpenVinoSession:
             raise ModelDirError(f"{onnx_path}: OpenVINO cannot load it ({first})") from None
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
         self.output_width = self.compiled.outputs[0].get_partial_shape()[-1]
-        self.requests = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self._openvino = openvino
+        count = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self.requests = [self.compiled.create_infer_request() for _ in range(count)]
 
     def run_batches(self, feeds: list[dict]) -> list[np.ndarray]:
-        """Logits of each batch, the batches run side by side in OpenVINO's infer requests."""
+        """Logits of each batch, the batches run side by side in OpenVINO's infer requests.
+
+        Round robin over the requests, waited for in turn: no Python callback runs on OpenVINO's
+        threads (a callback needs the GIL, and a measured export hung when a queue with one was freed).
+        """
         results: list[np.ndarray | None] = [None] * len(feeds)
-        queue = self._openvino.AsyncInferQueue(self.compiled, min(self.requests, max(1, len(feeds))))
+        running: list[int | None] = [None] * len(self.requests)
 
-        def done(request, position):
-            results[position] = request.get_output_tensor(0).data.copy()
+        def collect(slot: int) -> None:
+            if running[slot] is not None:
+                self.requests[slot].wait()
+                results[running[slot]] = self.requests[slot].get_output_tensor(0).data.copy()
+                running[slot] = None
 
-        queue.set_callback(done)
         for position, batch in enumerate(feeds):
-            queue.start_async({name: batch[name] for name in self.input_names}, position)
-        queue.wait_all()
+            slot = position % len(self.requests)
+            collect(slot)
+            self.requests[slot].start_async({name: batch[name] for name in self.input_names})
+            running[slot] = position
+        for slot in range(len(self.requests)):
+            collect(slot)
         return results

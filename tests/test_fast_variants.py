@@ -10,29 +10,25 @@ import pytest
 from argvalues.contract import read_arguments
 from argvalues.variants import BF16, FP32, STATIC_INT8, machine_signature, pick_variant
 from export.judging import MIN_LABEL_AGREEMENT, judge_variant, paired_f1_change
-from export.onnx import export_model
-from tiny_models import EXAMPLES, make_base_model, make_checkpoint
-from trainer.config import TrainConfig
-from trainer.cv import run_cross_validation
+from export.onnx import ExportOptions, export_model
+from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 QUIET = {"log": lambda _: None}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fast")
-    base = make_base_model("bert", root / "base")
-    config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
-                         output=str(root / "run"), model=str(base), folds=2, epochs=1, batch_size=8,
-                         max_length=48, lr=1e-3)
-    run_cross_validation(config, log=lambda _: None)
-    return root / "run"
+    """A finished run's records (fold = row % 2) with a tiny model as its best checkpoint, from fold 1."""
+    run = fake_run(tmp_path_factory.mktemp("fast") / "run", seed=0, folds=2)
+    make_checkpoint("bert", run.best.path, threshold=0.5)
+    run.best.write_summary({"best": {"fold": 1, "epoch": 1, "f1": 0.2}})
+    return run.path
 
 
 @pytest.fixture(scope="module")
 def static_int8(tiny_run, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("fast-model") / "model"
-    manifest = export_model(tiny_run, model_dir, variants=(STATIC_INT8, BF16), **QUIET)
+    manifest = export_model(tiny_run, model_dir, ExportOptions(variants=(STATIC_INT8, BF16)), **QUIET)
     return model_dir, manifest
 
 
@@ -40,9 +36,8 @@ def test_variants_are_judged_on_every_held_out_argument_of_the_run(tiny_run, sta
     from export.heldout import held_out_rows
 
     model_dir, manifest = static_int8
-    best_fold = json.loads((tiny_run / "cv-report.json").read_text())["best"]["fold"]
     folds = pd.read_csv(tiny_run / "oof-probabilities.tsv", sep="\t")
-    held_out = int((folds["fold"] == best_fold).sum())
+    held_out, best_fold = int((folds["fold"] == 1).sum()), 1
     check = manifest["variants"][STATIC_INT8]
     assert check["rows"] == held_out and check["labels"] == 20 * held_out
     assert held_out > 4  # more than the parity sample the old check used
@@ -51,7 +46,9 @@ def test_variants_are_judged_on_every_held_out_argument_of_the_run(tiny_run, sta
         assert key in check
     low, high = check["f1_change_interval"]
     assert low <= check["f1_change"] <= high
-    rows = held_out_rows(tiny_run / "best", tiny_run, pd.DataFrame(), None)
+    from trainer.run_dir import RunDir
+
+    rows = held_out_rows(RunDir(tiny_run).best, RunDir(tiny_run), pd.DataFrame(), None)
     assert not set(rows.calibration["Argument ID"]) & set(rows.judged["Argument ID"])  # calibrated elsewhere
     scoring = json.loads((model_dir / "argvalues.json").read_text())
     assert set(scoring["variants"]) == {FP32, STATIC_INT8, BF16}
@@ -152,6 +149,6 @@ def test_the_pick_is_the_fastest_measured_on_this_machine_else_by_cpu_features()
 
 def test_a_checkpoint_without_its_run_is_judged_on_its_parity_sample(tmp_path):
     checkpoint = make_checkpoint("bert", tmp_path / "checkpoint", threshold=0.5)
-    manifest = export_model(checkpoint, tmp_path / "model", variants=(STATIC_INT8,), **QUIET)
+    manifest = export_model(checkpoint, tmp_path / "model", ExportOptions(variants=(STATIC_INT8,)), **QUIET)
     check = manifest["variants"][STATIC_INT8]
     assert check["rows"] == 4 and "parity sample" in check["held_out"]

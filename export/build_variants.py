@@ -1,4 +1,16 @@
-"""Make the faster variants of an exported model and check each against fp32, on this machine.
+"""Building the faster variants of an exported model, each judged against fp32 on this machine.
+
+(Which variants a model directory may hold and which one the scorer runs: :mod:`argvalues.variants`.)
+
+- ``optimized``: Optimum's ``ORTOptimizer`` at level O2 (attention, GELU and layer-norm fusions).
+- ``int8``: Optimum's ``ORTQuantizer``, dynamic int8 with per-channel weights, for the instruction
+  set this CPU has (AVX512-VNNI, AVX512, AVX2 or ARM64). It quantizes the plain fp32 graph: Optimum
+  2.1 cannot quantize its own O2 graph (it needs onnxruntime's ``DefaultTensorType`` option, which
+  ``ORTQuantizer`` does not pass on), and ONNX Runtime fuses the int8 graph itself when it loads.
+- ``int8-static``: static int8 with calibrated activation ranges (:mod:`export.calibration`); batched.
+- ``bf16``: OpenVINO running ``model.onnx`` at bfloat16 (:mod:`scorer.runtimes`); no file of its own.
+- ``fp16``: level O4 (O2 for GPU plus fp16 weights and activations; inputs and outputs stay fp32),
+  for the CUDA provider.
 
 Each variant is scored with the scorer's own code on every held-out argument of the run
 (:mod:`export.heldout`) and judged against the fp32 ONNX model's labels on the same rows
@@ -10,6 +22,7 @@ when it runs on the machine that measured, and falls back to an order by CPU fea
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +32,58 @@ import pandas as pd
 
 from argvalues.digest import sha256_of
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import BF16, DEVICE_VARIANTS, FP32, STATIC_INT8, VARIANT_FILES, bf16_capable, machine_signature
+from argvalues.variants import (BF16, DEVICE_VARIANTS, FP32, STATIC_INT8, VARIANT_FILES, bf16_capable, cpu_flags,
+                                machine_signature)
 from export.heldout import HeldOut
 from export.judging import judge_variant
+
+
+def quantization_config():
+    """Optimum's dynamic int8 config for the best instruction set this machine has."""
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    flags = cpu_flags()
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return "arm64", AutoQuantizationConfig.arm64(is_static=False, per_channel=True)
+    if "avx512_vnni" in flags:
+        return "avx512_vnni", AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
+    if "avx512f" in flags:
+        return "avx512", AutoQuantizationConfig.avx512(is_static=False, per_channel=True)
+    return "avx2", AutoQuantizationConfig.avx2(is_static=False, per_channel=True)
+
+
+def make_optimized(model_dir: Path) -> dict:
+    from optimum.onnxruntime import ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    ORTOptimizer.from_pretrained(model_dir).optimize(AutoOptimizationConfig.O2(), save_dir=model_dir,
+                                                      file_suffix="optimized")
+    return {"how": "Optimum ORTOptimizer, level O2 (CPU)"}
+
+
+def make_int8(model_dir: Path) -> dict:
+    from optimum.onnxruntime import ORTQuantizer
+
+    instruction_set, config = quantization_config()
+    ORTQuantizer.from_pretrained(model_dir, file_name=VARIANT_FILES[FP32]).quantize(config, save_dir=model_dir,
+                                                                                    file_suffix="quantized")
+    return {"how": f"Optimum ORTQuantizer, dynamic int8, per-channel weights, {instruction_set}",
+            "instruction_set": instruction_set}
+
+
+def make_fp16(model_dir: Path) -> dict:
+    import onnxruntime
+    from optimum.onnxruntime import ORTOptimizer
+
+    onnxruntime.set_default_logger_severity(3)  # it probes the CUDA provider, which is noisy where there is none
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+
+    ORTOptimizer.from_pretrained(model_dir).optimize(AutoOptimizationConfig.O4(), save_dir=model_dir, file_suffix="fp16")
+    return {"how": "Optimum ORTOptimizer, level O4 (GPU fusions, fp16; fp32 inputs and outputs)"}
+
+
+MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8": make_int8, "fp16": make_fp16}
+
 
 #: What ``argvalues export`` writes with no variant flag: the CPU's batched low-precision variants
 #: and fp16 for CUDA (each checked; ``score`` runs one only where its labels held).
@@ -43,8 +105,6 @@ def _make(name: str, staging: Path, held_out: HeldOut) -> dict:
 
         return {"how": f"OpenVINO {openvino.__version__} reading model.onnx, inference precision bf16, "
                        "batches of equal-length rows"}
-    from export.variants import MAKERS
-
     return MAKERS[name](staging)
 
 
@@ -58,7 +118,7 @@ def _timed(staging: Path, name: str, arguments: pd.DataFrame, device: str = "cpu
     return probabilities, len(arguments) / (time.perf_counter() - started)
 
 
-def check_variants(names: list[str], staging: Path, held_out: HeldOut, log: Callable[[str], None]) -> dict:
+def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Callable[[str], None]) -> dict:
     """Make each variant in ``staging`` and judge it against fp32 on ``held_out``; the manifest's records."""
     from scorer.model import cuda_usable
 
