@@ -152,3 +152,22 @@ def test_a_checkpoint_without_its_run_is_judged_on_its_parity_sample(tmp_path):
     manifest = export_model(checkpoint, tmp_path / "model", ExportOptions(variants=(STATIC_INT8,)), **QUIET)
     check = manifest["variants"][STATIC_INT8]
     assert check["rows"] == 4 and "parity sample" in check["held_out"]
+
+
+def test_export_without_variant_flags_writes_the_default_variants(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import export.onnx
+    from argvalues.cli import main
+    from export.build_variants import default_variants
+
+    asked = []
+    monkeypatch.setattr(export.onnx, "export_model", lambda source, output, options, log: asked.append(options))
+    runner = CliRunner()
+    assert runner.invoke(main, ["export", str(tmp_path), "--output", str(tmp_path / "a")]).exit_code == 0
+    assert runner.invoke(main, ["export", str(tmp_path), "--fp32-only", "--output", str(tmp_path / "b")]).exit_code == 0
+    assert runner.invoke(main, ["export", str(tmp_path), "--static-int8", "--output", str(tmp_path / "c")]).exit_code == 0
+    assert [options.variants for options in asked] == [default_variants(), (), (STATIC_INT8,)]
+    assert STATIC_INT8 in default_variants() and "fp16" in default_variants()
+    refused = runner.invoke(main, ["export", str(tmp_path), "--fp32-only", "--bf16"])
+    assert refused.exit_code == 2 and "--fp32-only writes no variant" in refused.output
