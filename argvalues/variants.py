@@ -1,12 +1,23 @@
-"""Model variants a model directory may hold, and which one the scorer runs (no torch here)."""
+"""Model variants a model directory may hold, and which one the scorer runs (no torch here).
+
+A variant is an ONNX file and the runtime that runs it: ``bf16`` is OpenVINO running ``model.onnx``
+itself at bfloat16 (AMX or AVX512-BF16), every other variant ONNX Runtime on its own file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 from pathlib import Path
 
 FP32 = "fp32"
+STATIC_INT8 = "int8-static"
+BF16 = "bf16"
 VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
-                 "fp16": "model_fp16.onnx"}
+                 STATIC_INT8: "model_static_int8.onnx", BF16: "model.onnx", "fp16": "model_fp16.onnx"}
+#: Variants run by OpenVINO (the optional extra ``argvalues[openvino]``); the rest by ONNX Runtime.
+OPENVINO_VARIANTS = {BF16}
 #: Tensors of a model over protobuf's 2 GB limit (an ensemble of many or large members) live in one
 #: file beside it, named after it: model.onnx -> model.onnx.data (what `export --ensemble` and
 #: ONNX Runtime's optimizer write), or model.onnx_data (what Optimum's exporter writes).
@@ -24,19 +35,75 @@ def onnx_files(onnx_path: Path) -> list[Path]:
     return [onnx_path] + [path for path in data if path.is_file()]
 
 
-#: Preference order when the scorer picks a variant for a provider.
-PREFERENCE = {"cpu": ["int8", "optimized", FP32], "cuda": ["fp16", "optimized", FP32]}
-#: A variant whose official F1 on the export sample moves more than this is not picked by default.
+#: Preference order when the scorer picks a variant for a provider on a machine the export did not
+#: measure (see :func:`pick_variant`).
+PREFERENCE = {"cpu": [BF16, STATIC_INT8, "int8", "optimized", FP32], "cuda": ["fp16", "optimized", FP32]}
+#: The variants each device can run at all (fp16 needs CUDA; the rest run on the CPU provider).
+DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16], "cuda": [FP32, "optimized", "fp16"]}
+#: A variant whose official F1 on the held-out arguments may have moved more than this is not picked by default.
 MAX_F1_DRIFT = 0.005
 
 
-def pick_variant(variants: dict, provider: str, requested: str = "auto") -> str:
-    """The variant to run: ``requested``, or the fastest one for the provider that passed its check."""
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+#: The instruction-set extensions that decide which variant runs fastest.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def machine_signature() -> str:
+    """What a speed measurement holds for: CPU model, its speed-relevant flags and the cores we may use."""
+    flags = sorted(cpu_flags() & set(SPEED_FLAGS))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    text = f"{cpu_name()}|{' '.join(flags)}|{cores}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def bf16_capable() -> bool:
+    """A CPU with bfloat16 arithmetic (AMX-BF16 or AVX512-BF16), and OpenVINO installed to use it."""
+    if not cpu_flags() & {"amx_bf16", "avx512_bf16"}:
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def pick_variant(variants: dict, provider: str, requested: str = "auto", machine: str | None = None,
+                 available: set[str] | None = None) -> str:
+    """The variant to run: ``requested``, or the fastest one for the provider whose labels held at export.
+
+    Fastest by the export's own measurement when it was made on this machine (same CPU, flags and
+    cores); elsewhere by :data:`PREFERENCE`. ``available``: variants this process can run (``bf16``
+    needs OpenVINO and a bfloat16 CPU); default all.
+    """
     if requested != "auto":
         return requested
     device = "cuda" if provider.startswith("CUDA") else "cpu"
+    usable = [FP32] + [name for name in DEVICE_VARIANTS[device]
+                       if name != FP32 and (variants.get(name) or {}).get("default_ok")
+                       and (available is None or name in available)]
+    machine = machine or machine_signature()
+    speeds = {name: (variants.get(name) or {}).get("rows_per_second", {}) for name in usable}
+    if device == "cpu" and all(isinstance(s, dict) and s.get(machine) for s in speeds.values()):
+        return max(usable, key=lambda name: speeds[name][machine])
     for name in PREFERENCE[device]:
-        info = variants.get(name)
-        if name == FP32 or (info and info.get("default_ok")):
+        if name in usable:
             return name
     return FP32

@@ -1,4 +1,4 @@
-"""Building the faster variants of an exported model with Optimum, each checked against PyTorch.
+"""Building the faster variants of an exported model, each judged against fp32 on this machine.
 
 (Which variants a model directory may hold and which one the scorer runs: :mod:`argvalues.variants`.)
 
@@ -7,13 +7,17 @@
   set this CPU has (AVX512-VNNI, AVX512, AVX2 or ARM64). It quantizes the plain fp32 graph: Optimum
   2.1 cannot quantize its own O2 graph (it needs onnxruntime's ``DefaultTensorType`` option, which
   ``ORTQuantizer`` does not pass on), and ONNX Runtime fuses the int8 graph itself when it loads.
+- ``int8-static``: static int8 with calibrated activation ranges (:mod:`export.calibration`); batched.
+- ``bf16``: OpenVINO running ``model.onnx`` at bfloat16 (:mod:`scorer.runtimes`); no file of its own.
 - ``fp16``: level O4 (O2 for GPU plus fp16 weights and activations; inputs and outputs stay fp32),
   for the CUDA provider.
 
-Every variant is scored with the scorer's own code on the checkpoint's held-out parity sample and
-compared with PyTorch fp32: largest probability difference, labels that flip, and the official F1
-on the sample's labels. A variant whose F1 moves more than :data:`MAX_F1_DRIFT` is recorded but
-not picked by default.
+Each variant is scored with the scorer's own code on every held-out argument of the run
+(:mod:`export.heldout`) and judged against the fp32 ONNX model's labels on the same rows
+(:mod:`export.judging`: label agreement, official F1 change with its paired-bootstrap interval).
+Its speed is measured here too, side by side with fp32 (best of two passes, interleaved), and
+recorded under this machine's signature: ``score`` then runs the fastest variant whose labels held
+when it runs on the machine that measured, and falls back to an order by CPU features elsewhere.
 """
 
 from __future__ import annotations
@@ -27,20 +31,11 @@ import numpy as np
 import pandas as pd
 
 from argvalues.digest import sha256_of
-from argvalues.metrics import apply_thresholds, official_scores
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import FP32, MAX_F1_DRIFT, VARIANT_FILES
-from trainer.run_dir import CheckpointDir
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+from argvalues.variants import (BF16, DEVICE_VARIANTS, FP32, STATIC_INT8, VARIANT_FILES, bf16_capable, cpu_flags,
+                                machine_signature)
+from export.heldout import HeldOut
+from export.judging import judge_variant
 
 
 def quantization_config():
@@ -90,46 +85,83 @@ def make_fp16(model_dir: Path) -> dict:
 MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8": make_int8, "fp16": make_fp16}
 
 
-def compare_with_pytorch(reference: np.ndarray, candidate: np.ndarray, thresholds: np.ndarray,
-                         truth: np.ndarray | None) -> dict:
-    """How far a variant's probabilities are from PyTorch fp32's, and what that does to labels and F1."""
-    flips = apply_thresholds(reference, thresholds) != apply_thresholds(candidate, thresholds)
-    result = {"max_abs_difference": float(np.abs(reference - candidate).max()), "label_flips": int(flips.sum()),
-              "labels": int(flips.size)}
-    if truth is not None and truth.any():
-        f1_reference = official_scores(truth, apply_thresholds(reference, thresholds)).f1
-        f1_candidate = official_scores(truth, apply_thresholds(candidate, thresholds)).f1
-        result.update(f1_pytorch=f1_reference, f1=f1_candidate, f1_drift=abs(f1_candidate - f1_reference))
-    drift = result.get("f1_drift", 0.0 if not result["label_flips"] else 1.0)
-    result["default_ok"] = bool(drift <= MAX_F1_DRIFT)
-    return result
+#: What ``argvalues export`` writes with no variant flag: the CPU's batched low-precision variants
+#: and fp16 for CUDA (each checked; ``score`` runs one only where its labels held).
+def default_variants() -> tuple[str, ...]:
+    return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ("fp16",)
 
 
-def build_variants(names: list[str], checkpoint: CheckpointDir, staging: Path, arguments: pd.DataFrame,
-                   torch_probabilities: np.ndarray, log: Callable[[str], None]) -> dict:
-    """Make each requested variant in ``staging`` and check it against PyTorch fp32 on the parity sample."""
-    from scorer.model import ScoringModel, cuda_usable
+#: Rows timed in the second, interleaved pass (the first pass times the whole held-out set).
+TIMING_ROWS = 512
+
+
+def _make(name: str, staging: Path, held_out: HeldOut) -> dict:
+    if name == STATIC_INT8:
+        from export.calibration import make_static_int8
+
+        return make_static_int8(staging, held_out.calibration)
+    if name == BF16:
+        import openvino
+
+        return {"how": f"OpenVINO {openvino.__version__} reading model.onnx, inference precision bf16, "
+                       "batches of equal-length rows"}
+    return MAKERS[name](staging)
+
+
+def _timed(staging: Path, name: str, arguments: pd.DataFrame, device: str = "cpu") -> tuple[np.ndarray, float]:
+    from scorer.model import ScoringModel
+
+    model = ScoringModel(staging, device=device, variant=name)
+    model.probabilities(arguments.iloc[:8])  # first calls set up kernels and shapes; not what a long run sees
+    started = time.perf_counter()
+    probabilities = model.probabilities(arguments, batch_size=64)
+    return probabilities, len(arguments) / (time.perf_counter() - started)
+
+
+def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Callable[[str], None]) -> dict:
+    """Make each variant in ``staging`` and judge it against fp32 on ``held_out``; the manifest's records."""
+    from scorer.model import cuda_usable
 
     thresholds = np.asarray(ScoringConfig.load(staging).thresholds, dtype=np.float32)
-    truth = checkpoint.parity_truth(arguments)
-    results = {}
+    judged, machine = held_out.judged, machine_signature()
+    log(f"checking variants on {len(judged)} held-out arguments ({held_out.source})")
+    reference, fp32_speed = _timed(staging, FP32, judged)
+    speeds = {FP32: [fp32_speed]}
+    results = {FP32: {"file": VARIANT_FILES[FP32], "default_ok": True}}
     for name in names:
         started = time.perf_counter()
-        info = MAKERS[name](staging)
+        info = _make(name, staging, held_out)
         info["file"] = VARIANT_FILES[name]
         device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
         try:
-            probabilities = ScoringModel(staging, device=device, variant=name).probabilities(arguments, batch_size=16)
-            info.update(checked_on=device, rows=len(arguments),
-                        **compare_with_pytorch(torch_probabilities, probabilities, thresholds, truth))
+            probabilities, speed = _timed(staging, name, judged, device)
+            info.update(checked_on=device, held_out=held_out.source,
+                        **judge_variant(reference, probabilities, thresholds, held_out.truth))
+            if device == "cpu" and name in DEVICE_VARIANTS["cpu"]:
+                speeds[name] = [speed]
         except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
             info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
         info["sha256"] = sha256_of(staging / info["file"])
         info["bytes"] = (staging / info["file"]).stat().st_size
         info["seconds"] = round(time.perf_counter() - started, 1)
         results[name] = info
-        drift = f", official F1 {info['f1']:.4f} vs PyTorch {info['f1_pytorch']:.4f}" if "f1" in info else ""
-        log(f"variant {name}: " + (f"largest difference {info['max_abs_difference']:.1e}{drift}, "
-                                   f"{'picked by default' if info['default_ok'] else 'NOT picked by default'}"
-                                   if info.get("checked_on") else f"not checked here ({info['check_error']})"))
+        if info.get("checked_on"):
+            f1 = (f", official F1 change {info['f1_change']:+.4f} (95% {info['f1_change_interval'][0]:+.4f} to "
+                  f"{info['f1_change_interval'][1]:+.4f})" if "f1_change" in info else "")
+            log(f"variant {name}: {100 * info['label_agreement']:.2f}% of labels as fp32{f1}, "
+                f"{'picked when fastest' if info['default_ok'] else 'NOT picked by default'}")
+        else:
+            log(f"variant {name}: not checked here ({info['check_error']})")
+    sample = judged.iloc[:TIMING_ROWS]
+    for name in speeds:  # a second pass, interleaved: the machine may be shared
+        speeds[name].append(_timed(staging, name, sample)[1])
+    for name, measured in speeds.items():
+        results[name]["rows_per_second"] = {machine: round(max(measured), 1)}
+    log("rows/s on this machine: " + ", ".join(f"{name} {max(s):.0f}" for name, s in speeds.items()))
     return results
+
+
+def scoring_entries(results: dict) -> dict:
+    """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds."""
+    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second") if key in info}
+            for name, info in results.items()}

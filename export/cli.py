@@ -20,6 +20,11 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 @click.option("--quantize", is_flag=True, help="Also write a dynamic int8 model for this CPU's instruction set "
                                                 "(Optimum ORTQuantizer, per-channel weights).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model for the CUDA provider (Optimum O4).")
+@click.option("--static-int8", is_flag=True, help="Also write a static int8 model (ONNX Runtime QDQ, activation "
+                                                   "ranges calibrated on the run's training arguments); batched.")
+@click.option("--bf16", is_flag=True, help="Also check OpenVINO's bf16 on model.onnx (needs argvalues[openvino] "
+                                            "and a CPU with AMX-BF16 or AVX512-BF16).")
+@click.option("--fp32-only", is_flag=True, help="Write the fp32 model only (no variant, no variant checks).")
 @click.option("--ensemble", is_flag=True,
               help="Export all k fold models of the run as one ONNX model that outputs the mean of their "
                    "probabilities (thresholds: the run's, chosen out of fold). 'score' works unchanged.")
@@ -28,16 +33,24 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
                    "model (another --seed, say); thresholds are then chosen on all the runs' out-of-fold "
                    "predictions together. Repeatable.")
 @user_errors
-def export(source, output, atol, opset, optimize, quantize, fp16, ensemble, join):
+def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, bf16, fp32_only, ensemble, join):
     """Export a run's best checkpoint (or a checkpoint directory) to a self-contained ONNX model.
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
-    fails and nothing is written. Each variant (--optimize, --quantize, --fp16) is checked the
-    same way, and by the official F1 on those arguments' labels: 'score' picks a variant by
-    default only if its F1 moved by at most 0.005. The manifest records every check.
+    fails and nothing is written. With no variant flag it also writes the variants that can run
+    faster here (static int8; bf16 where OpenVINO and a bfloat16 CPU are present; fp16 for CUDA).
+    Each variant is judged against fp32 on every argument the run held out from the checkpoint:
+    'score' runs the fastest (as measured here) whose labels agree with fp32's on at least 99.5%
+    and whose official F1 change's 95% interval stays above -0.005. The manifest records it all.
     """
+    from export.build_variants import default_variants
     from export.onnx import ExportOptions, export_model
 
-    chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("fp16", fp16)) if wanted)
+    chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("int8-static", static_int8),
+                                             ("bf16", bf16), ("fp16", fp16)) if wanted)
+    if fp32_only and chosen:
+        raise click.UsageError("--fp32-only writes no variant: leave out the variant flags")
+    if not chosen and not fp32_only:
+        chosen = default_variants()
     options = ExportOptions(atol=atol, opset=opset, variants=chosen, ensemble=ensemble, join=join)
     export_model(source, output, options, log=log)

@@ -55,8 +55,9 @@ class ExportOptions:
     """What ``argvalues export`` makes of a checkpoint, named as its command-line options are.
 
     ``atol``: the largest probability difference allowed between ONNX and PyTorch; ``opset``: the
-    ONNX opset (None: Optimum's choice); ``variants``: extra variants to build (``optimized``,
-    ``int8``, ``fp16``); ``ensemble``: export every fold model of the run as one model; ``join``:
+    ONNX opset (None: Optimum's choice); ``variants``: extra variants to build and check
+    (``optimized``, ``int8``, ``int8-static``, ``bf16``, ``fp16``; the CLI's default:
+    :func:`export.build_variants.default_variants`); ``ensemble``: export every fold model of the run as one model; ``join``:
     with ``ensemble``, more runs whose fold models join it.
     """
 
@@ -261,7 +262,8 @@ def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Pat
 
 def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, options: ExportOptions,
                  log: Callable[[str], None]) -> dict:
-    from export.build_variants import build_variants
+    from export.build_variants import build_variants, scoring_entries
+    from export.heldout import held_out_rows
     from export.model_card import write_model_card
     from trainer.evaluation import checkpoint_probabilities
 
@@ -277,11 +279,12 @@ def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, o
         torch_probabilities = checkpoint_probabilities([checkpoint.path], arguments)
         shutil.copy2(checkpoint.path / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
     parity = check_parity(staging, arguments, options.atol, torch_probabilities)
-    built = (build_variants(list(options.variants), checkpoint, staging, arguments, torch_probabilities, log)
-             if options.variants else {})
-    if built:
+    built = {}
+    if options.variants:
+        held_out = held_out_rows(checkpoint, run, arguments, checkpoint.parity_truth(arguments))
+        built = build_variants(list(options.variants), staging, held_out, log)
         scoring = ScoringConfig.load(staging)
-        scoring.variants = {name: {"file": info["file"], "default_ok": info["default_ok"]} for name, info in built.items()}
+        scoring.variants = scoring_entries(built)
         scoring.save(staging)
     manifest = {
         "format_version": 1,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import VARIANT_FILES, pick_variant
+from argvalues.variants import BF16, OPENVINO_VARIANTS, STATIC_INT8, VARIANT_FILES, bf16_capable, pick_variant
 from scorer.batching import DEFAULT_CUDA_BATCH_TOKENS, batch_bounds
 from scorer.runtime import check_one_runtime, cuda_check
 
@@ -65,10 +65,12 @@ def load_model_config(model_dir: Path, variant: str = "auto") -> ScoringConfig:
 
 def variant_file(model_dir: Path, config: ScoringConfig, provider: str, variant: str = "auto") -> tuple[str, Path]:
     """The variant to run on ``provider`` and its ONNX file, which must exist."""
-    variant = pick_variant(config.variants, provider, variant)
+    available = None if bf16_capable() else set(VARIANT_FILES) - OPENVINO_VARIANTS
+    variant = pick_variant(config.variants, provider, variant, available=available)
     onnx_path = model_dir / VARIANT_FILES[variant]
     if not onnx_path.is_file():
-        flag = {"optimized": "--optimize", "int8": "--quantize", "fp16": "--fp16"}.get(variant, "")
+        flag = {"optimized": "--optimize", "int8": "--quantize", "fp16": "--fp16",
+                STATIC_INT8: "--static-int8"}.get(variant, "")
         raise ModelDirError(f"{model_dir}: no {variant} variant ({onnx_path.name}); "
                             f"export it with 'argvalues export {flag}'" if flag else
                             f"{model_dir}: missing {onnx_path.name}")
@@ -90,6 +92,9 @@ class ScoringModel:
         # and 16). Run it one row per call: every row then sees only itself, whatever --batch-size
         # or chunking, and no row is padded at all.
         self.rows_per_call = 1 if self.variant == "int8" else None
+        # Static int8 and OpenVINO's bf16 batch rows of one token length only: no row is padded, and
+        # neither runtime's result for a row depends on how many rows share its call (scorer/runtimes.py).
+        self.equal_length_batches = self.variant in (STATIC_INT8, BF16)
         # One row per call keeps few of an operator's threads busy; on the CPU such calls run side
         # by side instead, one ONNX Runtime thread each (benchmarks/README.md, "Scoring on Ray":
         # two single-threaded workers beat one two-threaded engine 1.47x on 2 cores).
@@ -98,17 +103,27 @@ class ScoringModel:
             parallel_calls = cores if self.rows_per_call and providers[0] == "CPUExecutionProvider" else 1
         self.parallel_calls = parallel_calls
         self._pool = None
-        self.session = self._load_session(providers, 1 if self.parallel_calls > 1 else cores)
-        self.provider = self.session.get_providers()[0]
-        if providers[0] != self.provider:  # ONNX Runtime fell back (its own error is in its log above)
-            self.gpu_unused_reason = f"ONNX Runtime could not start its {providers[0]} (its log above says why)"
-        self.io_binding = self.provider == "CUDAExecutionProvider"
+        if self.variant in OPENVINO_VARIANTS:
+            from scorer.runtimes import OPENVINO_PROVIDER, OpenVinoSession
+
+            self.session = OpenVinoSession(self.onnx_path, threads)
+            self.provider, self.io_binding = OPENVINO_PROVIDER, False
+            self.input_names = self.session.input_names
+            self._check_width(self.session.output_width)
+        else:
+            self.session = self._load_session(providers, 1 if self.parallel_calls > 1 else cores)
+            self.provider = self.session.get_providers()[0]
+            if providers[0] != self.provider:  # ONNX Runtime fell back (its own error is in its log above)
+                self.gpu_unused_reason = f"ONNX Runtime could not start its {providers[0]} (its log above says why)"
+            self.io_binding = self.provider == "CUDAExecutionProvider"
+            self.input_names = [i.name for i in self.session.get_inputs()]
+            outputs = self.session.get_outputs()
+            self._check_width(outputs[0].shape[-1] if outputs and outputs[0].shape else None)
+        self._check_inputs()
         # On CUDA, batches by a budget of padded tokens (scorer/batching.py); 0 turns it off.
         if batch_tokens is None:
             batch_tokens = DEFAULT_CUDA_BATCH_TOKENS if self.provider == "CUDAExecutionProvider" else 0
         self.batch_tokens = None if self.rows_per_call else (batch_tokens or None)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self._check_outputs()
 
     @property
     def labels(self) -> list[str]:
@@ -158,13 +173,14 @@ class ScoringModel:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelDirError(f"{self.onnx_path}: not a loadable ONNX model ({first})") from None
 
-    def _check_outputs(self) -> None:
-        outputs = self.session.get_outputs()
-        width = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+    def _check_width(self, width) -> None:
+        width = width.get_length() if hasattr(width, "get_length") and width.is_static else width
         if isinstance(width, int) and width != len(self.labels):
             raise ModelDirError(
                 f"{self.model_dir}: the ONNX model outputs {width} scores but {len(self.labels)} labels are configured"
             )
+
+    def _check_inputs(self) -> None:
         missing = {"input_ids", "attention_mask"} - set(self.input_names)
         if missing:
             raise ModelDirError(f"{self.onnx_path}: inputs {sorted(missing)} are missing")
@@ -191,17 +207,21 @@ class ScoringModel:
         encodings = self.encode(arguments)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
-        batches = []
-        for start, end in batch_bounds(lengths[order], batch_size, self.batch_tokens):
-            rows = order[start:end]
-            batches.append((rows, self._feeds([encodings[i] for i in rows], lengths[rows])))
-        return batches
+        if self.equal_length_batches:  # cut the sorted rows wherever the length changes, too
+            cuts = np.flatnonzero(np.diff(lengths[order])) + 1
+            runs = np.split(order, cuts) if len(order) else []
+            groups = [run[start:start + batch_size] for run in runs for start in range(0, len(run), batch_size)]
+        else:
+            groups = [order[start:end] for start, end in batch_bounds(lengths[order], batch_size, self.batch_tokens)]
+        return [(rows, self._feeds([encodings[i] for i in rows], lengths[rows])) for rows in groups]
 
     def infer(self, batches: list[tuple[np.ndarray, dict]]) -> np.ndarray:
         rows = sum(len(positions) for positions, _ in batches)
         out = np.empty((rows, len(self.labels)), dtype=np.float32)
         run = self._run_bound if self.io_binding else self._run_plain
-        if self.parallel_calls > 1 and len(batches) > 1:
+        if self.variant in OPENVINO_VARIANTS:
+            results = self.session.run_batches([feeds for _, feeds in batches])
+        elif self.parallel_calls > 1 and len(batches) > 1:
             if self._pool is None:  # ONNX Runtime sessions take concurrent run() calls
                 from concurrent.futures import ThreadPoolExecutor
 

@@ -123,7 +123,7 @@ def test_every_variant_is_written_and_checked_against_pytorch(with_variants):
     assert manifest["variants"]["optimized"]["max_abs_difference"] < 1e-4
     assert manifest["variants"]["int8"]["instruction_set"] in ("avx2", "avx512", "avx512_vnni", "arm64")
     scoring = json.loads((model_dir / "argvalues.json").read_text())
-    assert set(scoring["variants"]) == {"optimized", "int8", "fp16"}
+    assert set(scoring["variants"]) == {"fp32", "optimized", "int8", "fp16"}
 
 
 def test_scorer_picks_the_fastest_variant_that_passed(with_variants, tmp_path):
@@ -131,16 +131,26 @@ def test_scorer_picks_the_fastest_variant_that_passed(with_variants, tmp_path):
 
     from scorer.model import ScoringModel
 
+    from argvalues.variants import machine_signature
+
     _, model_dir, manifest = with_variants
     assert manifest["variants"]["int8"]["default_ok"]
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
-    picked = ScoringModel(model_dir, device="cpu")
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    speeds = {name: scoring["variants"][name]["rows_per_second"][machine_signature()]
+              for name in ("fp32", "optimized", "int8")}  # measured here at export: the fastest runs
+    assert ScoringModel(model_dir, device="cpu").variant == max(speeds, key=speeds.get)
+    elsewhere = tmp_path / "elsewhere"  # as if exported on another machine: the order by CPU features
+    shutil.copytree(model_dir, elsewhere)
+    for info in scoring["variants"].values():
+        info["rows_per_second"] = {"another-machine": 1.0}
+    (elsewhere / "argvalues.json").write_text(json.dumps(scoring))
+    picked = ScoringModel(elsewhere, device="cpu")
     assert picked.variant == "int8"
     fp32 = ScoringModel(model_dir, device="cpu", variant="fp32").probabilities(arguments)
     np.testing.assert_allclose(picked.probabilities(arguments), fp32, atol=0.01)
     drifted = tmp_path / "drifted"
-    shutil.copytree(model_dir, drifted)
-    scoring = json.loads((drifted / "argvalues.json").read_text())
+    shutil.copytree(elsewhere, drifted)
     scoring["variants"]["int8"]["default_ok"] = False
     (drifted / "argvalues.json").write_text(json.dumps(scoring))
     assert ScoringModel(drifted, device="cpu").variant == "optimized"

@@ -21,8 +21,10 @@ def manifest(**changes) -> dict:
     return {"created": "2026-11-26T12:00:00Z", "versions": {"argvalues": "0.1.0"}, "cv": CV_SUMMARY,
             "onnx": {"file": "model.onnx", "sha256": "ab" * 32}, "ensemble": None,
             "parity": {"rows": 1024, "max_abs_difference": 2.5e-6},
-            "variants": {"int8": {"file": "model_quantized.onnx", "checked_on": "cpu", "max_abs_difference": 0.003,
-                                  "f1_drift": 0.002, "default_ok": True},
+            "variants": {"fp32": {"file": "model.onnx", "default_ok": True},
+                         "int8-static": {"file": "model_static_int8.onnx", "checked_on": "cpu", "labels": 21460,
+                                         "label_agreement": 0.9968, "f1_change": -0.002,
+                                         "f1_change_interval": [-0.0041, 0.0003], "default_ok": True},
                          "fp16": {"file": "model_fp16.onnx", "checked_on": None, "default_ok": False,
                                   "check_error": "no CUDA here"}},
             **changes}
@@ -50,9 +52,10 @@ def test_the_card_states_model_data_recipe_metrics_thresholds_variants_and_limit
     assert "Best fold: 2 (epoch 4, official F1 0.4567" in card
     assert "Validation set (1896 arguments): official F1 **0.4455**" in card
     assert "Strategy: per-label." in card and "| Hedonism | 0.23 |" in card  # CV_SUMMARY records no choice
-    assert "prefers, on the CPU, int8, then optimized, then fp32" in card
-    assert "| fp32 | model.onnx | 2.5e-06 on 1024 arguments | - | yes (the reference) |" in card
-    assert "| int8 | model_quantized.onnx | 3.0e-03 | 0.0020 | yes |" in card
+    assert "elsewhere, on the CPU, bf16, then int8-static, then int8, then optimized, then fp32" in card
+    assert "| fp32 | model.onnx | PyTorch's within 2.5e-06 on 1024 arguments | - | yes (the reference) |" in card
+    assert ("| int8-static | model_static_int8.onnx | 99.68% of 21460 | -0.0020 (-0.0041 to +0.0003) | yes |"
+            in card)
     assert "| fp16 | model_fp16.onnx | not checked here (no CUDA here) | - | no |" in card
     assert "## Intended use and limits" in card and "English arguments from debate portals" in card
 

@@ -1,0 +1,80 @@
+"""Static int8: per-channel int8 weights and int8 activations whose ranges are fixed at export.
+
+ONNX Runtime's ``quantize_static`` writes a QDQ graph (QuantizeLinear/DequantizeLinear pairs around
+the MatMuls, which ONNX Runtime fuses into int8 kernels: AMX-INT8 or AVX512-VNNI where the CPU has
+them). The activation ranges are calibrated once, here, on arguments the model trained on, fed
+exactly as the scorer feeds them (same tokenizer, template and max length), one row per call so
+that no pad token widens a range.
+
+Unlike dynamic int8, whose activation scales follow each batch's own range (so a row's labels
+depend on its batch-mates), every scale is a constant of the graph: a row's result depends on that
+row alone, and the scorer batches it like fp32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from argvalues.variants import FP32, STATIC_INT8, VARIANT_FILES, onnx_files
+#: Only the MatMuls with weights are quantized: they are nearly all of the time; attention's
+#: activation-by-activation products, layer norm, softmax, GELU, the mask and the classifier stay fp32.
+QUANTIZED_OPERATORS = ["MatMul"]
+#: Steps from a GELU's Erf to the MatMul it feeds (Div, Erf, Add, Mul, Mul in Optimum's export).
+GELU_REACH = 4
+
+
+def after_gelu(model) -> list[str]:
+    """The MatMuls that read a GELU's output (the feed-forward output projections).
+
+    Their inputs are long-tailed and a uint8 range over them costs most of int8's accuracy: on a
+    MiniLM model, validation labels as fp32's went from 97.4% to 99.0% when they stayed fp32
+    (benchmarks/README.md, "Static int8").
+    """
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found = []
+    frontier = [node for node in model.graph.node if node.op_type in ("Erf", "Gelu", "FastGelu", "BiasGelu")]
+    for _ in range(GELU_REACH):
+        following = []
+        for node in frontier:
+            for output in node.output:
+                for consumer in consumers.get(output, []):
+                    (found if consumer.op_type == "MatMul" else following).append(consumer)
+        frontier = following
+    return sorted({node.name for node in found})
+
+
+def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
+    """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments)."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    from scorer.model import ScoringModel
+
+    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32)
+    feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter(feeds)
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    source = model_dir / VARIANT_FILES[FP32]
+    kept_fp32 = after_gelu(onnx.load(str(source), load_external_data=False))
+    quantize_static(str(source), str(model_dir / VARIANT_FILES[STATIC_INT8]), Reader(),
+                    quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPERATORS, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
+                    extra_options={"MatMulConstBOnly": True},
+                    use_external_data_format=len(onnx_files(source)) > 1)
+    return {"how": "ONNX Runtime quantize_static: QDQ, int8 per-channel weights, uint8 activations with MinMax "
+                   f"ranges calibrated on {len(calibration)} training arguments; the MatMuls with weights, "
+                   f"except the {len(kept_fp32)} that read a GELU's output",
+            "calibration_rows": len(calibration), "kept_fp32": kept_fp32}

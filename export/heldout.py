@@ -1,0 +1,59 @@
+"""The arguments an exported model is checked and calibrated on, taken from its training run.
+
+- **judged on**: every argument of the best checkpoint's own fold (held out from its training;
+  the run's ``oof-probabilities.tsv`` says which fold each argument was in), with its labels;
+- **calibrated on**: arguments the checkpoint trained on (the other folds), never the judged ones.
+
+A checkpoint without its run falls back to its parity sample for both (small: the judgement is
+then coarse, and says how many rows it rests on).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argvalues.contract import ID_COLUMN, read_labelled_arguments
+from trainer.run_dir import CheckpointDir, RunDir
+
+#: Arguments enough to calibrate activation ranges (more changes the ranges little and costs export time).
+CALIBRATION_ROWS = 512
+
+
+@dataclass
+class HeldOut:
+    judged: pd.DataFrame
+    truth: np.ndarray | None
+    calibration: pd.DataFrame
+    source: str
+
+
+def held_out_rows(checkpoint: CheckpointDir, run: RunDir | None, fallback: pd.DataFrame,
+                  fallback_truth: np.ndarray | None, seed: int = 0) -> HeldOut:
+    """The run's held-out arguments of ``checkpoint`` and calibration arguments, or the fallback sample."""
+    found = None
+    if run is not None and run.is_finished():
+        config = json.loads(run.config_path.read_text())
+        fold = (checkpoint.read_summary() or {}).get("best", {}).get("fold")
+        if fold is not None and Path(config["arguments"]).is_file() and Path(config["labels"]).is_file():
+            found = config, int(fold)
+    if found is None:
+        return HeldOut(fallback, fallback_truth, fallback, "the checkpoint's parity sample")
+    config, fold = found
+    arguments, truth = read_labelled_arguments(config["arguments"], config["labels"])
+    in_fold = arguments[ID_COLUMN].map(run.read_out_of_fold()["fold"]).to_numpy()
+    judged = in_fold == fold
+    trained = ~judged & pd.notna(in_fold)
+    calibration = arguments[trained]
+    if len(calibration) > CALIBRATION_ROWS:
+        calibration = calibration.sample(CALIBRATION_ROWS, random_state=seed)
+    if not judged.any() or calibration.empty:
+        return HeldOut(fallback, fallback_truth, fallback, "the checkpoint's parity sample")
+    return HeldOut(arguments[judged].reset_index(drop=True), truth[judged].astype(int),
+                   calibration.reset_index(drop=True),
+                   f"all {int(judged.sum())} arguments of fold {fold} in {config['arguments']} (held out from the "
+                   f"checkpoint's training); calibrated on {len(calibration)} of its training arguments")

@@ -1,0 +1,173 @@
+"""The batched low-precision variants (static int8, OpenVINO bf16): made and judged at export on the
+run's held-out arguments, picked per machine, and labels independent of batch size and chunking."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from argvalues.contract import read_arguments
+from argvalues.variants import BF16, FP32, STATIC_INT8, machine_signature, pick_variant
+from export.judging import MIN_LABEL_AGREEMENT, judge_variant, paired_f1_change
+from export.onnx import ExportOptions, export_model
+from tiny_models import EXAMPLES, fake_run, make_checkpoint
+
+QUIET = {"log": lambda _: None}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished run's records (fold = row % 2) with a tiny model as its best checkpoint, from fold 1."""
+    run = fake_run(tmp_path_factory.mktemp("fast") / "run", seed=0, folds=2)
+    make_checkpoint("bert", run.best.path, threshold=0.5)
+    run.best.write_summary({"best": {"fold": 1, "epoch": 1, "f1": 0.2}})
+    return run.path
+
+
+@pytest.fixture(scope="module")
+def static_int8(tiny_run, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("fast-model") / "model"
+    manifest = export_model(tiny_run, model_dir, ExportOptions(variants=(STATIC_INT8, BF16)), **QUIET)
+    return model_dir, manifest
+
+
+def test_variants_are_judged_on_every_held_out_argument_of_the_run(tiny_run, static_int8):
+    from export.heldout import held_out_rows
+
+    model_dir, manifest = static_int8
+    folds = pd.read_csv(tiny_run / "oof-probabilities.tsv", sep="\t")
+    held_out, best_fold = int((folds["fold"] == 1).sum()), 1
+    check = manifest["variants"][STATIC_INT8]
+    assert check["rows"] == held_out and check["labels"] == 20 * held_out
+    assert held_out > 4  # more than the parity sample the old check used
+    assert f"fold {best_fold}" in check["held_out"]
+    for key in ("label_agreement", "f1_change", "f1_change_interval", "default_ok"):
+        assert key in check
+    low, high = check["f1_change_interval"]
+    assert low <= check["f1_change"] <= high
+    from trainer.run_dir import RunDir
+
+    rows = held_out_rows(RunDir(tiny_run).best, RunDir(tiny_run), pd.DataFrame(), None)
+    assert not set(rows.calibration["Argument ID"]) & set(rows.judged["Argument ID"])  # calibrated elsewhere
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    assert set(scoring["variants"]) == {FP32, STATIC_INT8, BF16}
+    assert machine_signature() in scoring["variants"][FP32]["rows_per_second"]
+    assert (model_dir / "model_static_int8.onnx").is_file()
+
+
+@pytest.mark.parametrize("variant", [STATIC_INT8, BF16])
+def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, variant):
+    from scorer.model import ScoringModel
+    from scorer.score import ScoreOptions, score_files
+
+    model_dir, _ = static_int8
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    model = ScoringModel(model_dir, device="cpu", variant=variant)
+    assert model.variant == variant and model.equal_length_batches
+    results = [model.probabilities(arguments, batch_size) for batch_size in (1, 5, 64)]
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+    single = np.concatenate([model.probabilities(arguments.iloc[[i]]) for i in range(len(arguments))])
+    assert np.array_equal(results[0], single)
+    outputs = []
+    for chunk_rows, batch_size in ((7, 3), (8192, 64)):
+        options = ScoreOptions(model_dir=str(model_dir), variant=variant, chunk_rows=chunk_rows,
+                               batch_size=batch_size, probabilities=True)
+        target = tmp_path / f"{chunk_rows}.tsv"
+        score_files([str(EXAMPLES / "arguments.tsv")], str(target), options)
+        outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_equal_length_batches_hold_one_token_length_each(static_int8):
+    from scorer.model import ScoringModel
+
+    model_dir, _ = static_int8
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    model = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8)
+    batches = model.prepare(arguments, batch_size=4)
+    assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(range(len(arguments)))
+    for rows, feeds in batches:
+        assert len(rows) <= 4 and feeds["attention_mask"].all()  # no padding anywhere
+
+
+def test_static_int8_is_close_to_fp32(static_int8):
+    from scorer.model import ScoringModel
+
+    model_dir, _ = static_int8
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32).probabilities(arguments)
+    int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).probabilities(arguments)
+    assert np.abs(fp32 - int8).max() < 0.05 and not np.array_equal(fp32, int8)
+
+
+def test_paired_bootstrap_of_the_f1_change():
+    rng = np.random.default_rng(3)
+    truth = rng.random((600, 20)) < 0.2
+    reference = truth ^ (rng.random((600, 20)) < 0.3)
+    same = paired_f1_change(truth, reference, reference)
+    assert same == (0.0, 0.0, 0.0)  # paired: no difference in any resample
+    worse = reference.copy()
+    worse[truth & (rng.random((600, 20)) < 0.5)] = False  # half the true positives lost
+    change, low, high = paired_f1_change(truth, reference, worse)
+    assert low <= change <= high < 0
+    few = reference.copy()
+    few[0, :3] = ~few[0, :3]  # three flipped labels: a narrow interval around a small change
+    change, low, high = paired_f1_change(truth, reference, few)
+    assert abs(change) < 0.01 and high - low < 0.02
+
+
+def test_judge_needs_agreement_and_an_f1_interval_within_the_bound():
+    rng = np.random.default_rng(4)
+    truth = (rng.random((1000, 20)) < 0.2).astype(int)
+    reference = np.clip(truth * 0.6 + rng.random((1000, 20)) * 0.5, 0, 1).astype(np.float32)
+    thresholds = np.full(20, 0.5, dtype=np.float32)
+    assert judge_variant(reference, reference + 1e-7, thresholds, truth)["default_ok"]
+    noisy = np.clip(reference + rng.normal(0, 0.2, reference.shape), 0, 1).astype(np.float32)
+    verdict = judge_variant(reference, noisy, thresholds, truth)
+    assert verdict["label_agreement"] < MIN_LABEL_AGREEMENT and not verdict["default_ok"]
+    assert verdict["rows"] == 1000 and verdict["labels"] == 20000
+
+
+def test_the_pick_is_the_fastest_measured_on_this_machine_else_by_cpu_features():
+    here, elsewhere = "this-machine", "another"
+    variants = {FP32: {"default_ok": True, "rows_per_second": {here: 200, elsewhere: 190}},
+                STATIC_INT8: {"default_ok": True, "rows_per_second": {here: 300, elsewhere: 150}},
+                BF16: {"default_ok": True, "rows_per_second": {here: 500}},
+                "int8": {"default_ok": False, "rows_per_second": {here: 900}}}
+    assert pick_variant(variants, "CPUExecutionProvider", machine=here) == BF16
+    assert pick_variant(variants, "CPUExecutionProvider", machine=here, available={FP32, STATIC_INT8}) == STATIC_INT8
+    slower = {**variants, BF16: {"default_ok": True, "rows_per_second": {here: 100}}}
+    assert pick_variant(slower, "CPUExecutionProvider", machine=here) == STATIC_INT8
+    # bf16 was not measured on the other machine: there, the order by CPU features
+    assert pick_variant(variants, "CPUExecutionProvider", machine=elsewhere) == BF16
+    # without OpenVINO, all it can run was measured there, and fp32 was faster
+    assert pick_variant(variants, "CPUExecutionProvider", machine=elsewhere, available={FP32, STATIC_INT8}) == FP32
+    assert pick_variant(variants, "CPUExecutionProvider", machine="a third", available={FP32, STATIC_INT8}) == STATIC_INT8
+    assert pick_variant(variants, "CUDAExecutionProvider", machine=here) == FP32
+
+
+def test_a_checkpoint_without_its_run_is_judged_on_its_parity_sample(tmp_path):
+    checkpoint = make_checkpoint("bert", tmp_path / "checkpoint", threshold=0.5)
+    manifest = export_model(checkpoint, tmp_path / "model", ExportOptions(variants=(STATIC_INT8,)), **QUIET)
+    check = manifest["variants"][STATIC_INT8]
+    assert check["rows"] == 4 and "parity sample" in check["held_out"]
+
+
+def test_export_without_variant_flags_writes_the_default_variants(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import export.onnx
+    from argvalues.cli import main
+    from export.build_variants import default_variants
+
+    asked = []
+    monkeypatch.setattr(export.onnx, "export_model", lambda source, output, options, log: asked.append(options))
+    runner = CliRunner()
+    assert runner.invoke(main, ["export", str(tmp_path), "--output", str(tmp_path / "a")]).exit_code == 0
+    assert runner.invoke(main, ["export", str(tmp_path), "--fp32-only", "--output", str(tmp_path / "b")]).exit_code == 0
+    assert runner.invoke(main, ["export", str(tmp_path), "--static-int8", "--output", str(tmp_path / "c")]).exit_code == 0
+    assert [options.variants for options in asked] == [default_variants(), (), (STATIC_INT8,)]
+    assert STATIC_INT8 in default_variants() and "fp16" in default_variants()
+    refused = runner.invoke(main, ["export", str(tmp_path), "--fp32-only", "--bf16"])
+    assert refused.exit_code == 2 and "--fp32-only writes no variant" in refused.output
