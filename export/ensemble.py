@@ -76,12 +76,14 @@ def mean_out_of_fold(run_dirs: list[Path]) -> pd.DataFrame:
 def joined_out_of_fold(run_dirs: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Targets, the runs' mean out-of-fold probabilities (``mean_out_of_fold``) and the first run's
     folds. The targets are read from the labels the first run trained on."""
-    from argvalues.contract import ID_COLUMN, LABELS, read_labelled_arguments
+    from argvalues.contract import ID_COLUMN, LABELS
+    from trainer.config import as_list
+    from trainer.training_data import read_training_pairs
 
     mean = mean_out_of_fold(run_dirs)
     config = json.loads((run_dirs[0] / RUN_CONFIG_NAME).read_text())
     try:
-        arguments, targets = read_labelled_arguments(config["arguments"], config["labels"])
+        arguments, targets = read_training_pairs(as_list(config["arguments"]), as_list(config["labels"]))
     except (OSError, ArgvaluesError) as error:
         raise ModelDirError(f"{run_dirs[0]}: the training labels are needed to choose the joined ensemble's "
                             f"thresholds and could not be read: {error}") from None

@@ -33,6 +33,8 @@ MANIFEST_NAME = "manifest.json"
 DEFAULT_OUTPUT = "argvalues-model"
 DEFAULT_ATOL = 1e-4
 PARITY_SAMPLE_NAME = "parity-sample.tsv"
+#: Where 'argvalues train --distill' puts the run's student (trainer.cv.STUDENT_DIR).
+STUDENT_CHECKPOINT = "student/best"
 
 #: Used for the parity check when a checkpoint carries no sample of its own held-out arguments.
 FALLBACK_ARGUMENTS = pd.DataFrame(
@@ -49,10 +51,13 @@ LIBRARIES = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxru
 
 
 def resolve_checkpoint(source: str | Path) -> tuple[Path, Path | None]:
-    """The checkpoint to export from a run directory (its ``best/``) or a checkpoint directory."""
+    """The checkpoint to export from a run directory (its distilled ``student/best`` when the run
+    made one, else its ``best/``) or a checkpoint directory."""
     source = Path(source)
     if not source.exists():
         raise ModelDirError(f"{source}: no such run or checkpoint directory")
+    if (source / "best" / SCORING_CONFIG_NAME).is_file() and (source / STUDENT_CHECKPOINT / SCORING_CONFIG_NAME).is_file():
+        return source / STUDENT_CHECKPOINT, source
     if (source / "best" / SCORING_CONFIG_NAME).is_file():
         return source / "best", source
     if (source / SCORING_CONFIG_NAME).is_file():

@@ -26,11 +26,12 @@ from argvalues.contract import ARGUMENT_COLUMNS, CONCLUSION, ID_COLUMN, LABELS, 
 from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
 from argvalues.model_config import ScoringConfig
 from trainer.config import (AFTER_TRAINING, BEFORE_OPTIONS_EXISTED, OOF_PROBABILITIES_NAME, RUN_CONFIG_NAME,
-                            TrainConfig)
+                            TrainConfig, as_list)
 from trainer.data import ArgumentDataset, predict_probabilities
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer
 from trainer.report import summarise_folds, write_reports
+from trainer.training_data import keep_conclusions, read_level1_labels, read_training_pairs, read_value_descriptions
 
 PARITY_SAMPLE_NAME = "parity-sample.tsv"
 #: Held-out arguments kept with the best checkpoint: export checks every variant on them. The
@@ -39,7 +40,8 @@ PARITY_SAMPLE_NAME = "parity-sample.tsv"
 PARITY_SAMPLE_ROWS = 1024
 #: The training choices a model directory records (argvalues.json "recipe").
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
-               "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds")
+               "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds", "level1_labels",
+               "descriptions", "conclusions_fraction")
 PARITY_LABELS_NAME = "parity-labels.tsv"
 
 
@@ -118,11 +120,11 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         shutil.rmtree(fold_dir, ignore_errors=True)
     fold_dir.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed + fold)
-    model = load_classifier(config.model, pooling=config.pooling)
+    model = load_classifier(config.model, pooling=config.pooling, **head_options(config))
 
     def compute_metrics(eval_pred) -> dict:
         probabilities = _sigmoid(np.asarray(eval_pred.predictions, dtype=np.float64))
-        truth = np.asarray(eval_pred.label_ids)
+        truth = np.asarray(eval_pred.label_ids)[:, :len(LABELS)]  # level-1 targets, if any, follow
         threshold, f1_tuned = tune_global_threshold(truth, probabilities)
         at_half = full_metrics(truth, probabilities, 0.5)
         epochs.append({"epoch": len(epochs) + 1, "at_0.5": at_half,
@@ -198,6 +200,7 @@ def _check_resumable(out: Path, config: TrainConfig, log: Callable[[str], None])
     saved = out / RUN_CONFIG_NAME
     if config.resume and saved.is_file():
         before = {**BEFORE_OPTIONS_EXISTED, **json.loads(saved.read_text())}
+        before["arguments"], before["labels"] = as_list(before.get("arguments")), as_list(before.get("labels"))
         identity = config.identity()
         changed = sorted(k for k in set(before) | set(identity)
                          if k not in AFTER_TRAINING and before.get(k) != identity.get(k))
@@ -223,9 +226,17 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     """Run the whole cross-validation described by ``config``; returns the report dict."""
     out = config.output_dir
     started = time.perf_counter()
-    arguments, targets = read_labelled_arguments(config.arguments, config.labels)
+    arguments, targets = read_training_pairs(config.arguments, config.labels)
     if config.limit:
         arguments, targets = arguments.iloc[: config.limit].reset_index(drop=True), targets[: config.limit]
+    if config.conclusions_fraction < 1:
+        kept = keep_conclusions(arguments, config.conclusions_fraction, config.seed)
+        arguments, targets = arguments[kept].reset_index(drop=True), targets[kept]
+    # What the model learns: the categories, then the level-1 values when they are an auxiliary task.
+    learned = targets
+    if config.level1_labels:
+        _, level1 = read_level1_labels(config.level1_labels, arguments[ID_COLUMN])
+        learned = np.concatenate([targets, level1], axis=1)
     validation = None
     if config.validation_arguments:
         validation = read_labelled_arguments(config.validation_arguments, config.validation_labels)
@@ -237,7 +248,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     except ValueError as error:
         from argvalues.errors import DataError
 
-        raise DataError(f"{config.arguments}: {error}") from None
+        raise DataError(f"{', '.join(config.arguments)}: {error}") from None
     held_folds = list(range(config.folds)) if config.folds > 1 else [0]
     out.mkdir(parents=True, exist_ok=True)  # only once inputs, model and folds are known to be good
     _check_resumable(out, config, log)
@@ -257,8 +268,8 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
             log(f"fold {fold + 1}: already done, kept")
         else:
             train_set = ArgumentDataset(arguments[train_rows], template, tokenizer, config.max_length,
-                                        targets[train_rows])
-            eval_set = ArgumentDataset(arguments[eval_rows], template, tokenizer, config.max_length, targets[eval_rows])
+                                        learned[train_rows])
+            eval_set = ArgumentDataset(arguments[eval_rows], template, tokenizer, config.max_length, learned[eval_rows])
             record, probabilities = train_fold(config, fold, train_set, eval_set, tokenizer, fold_dir, log)
             _save_finished_fold(fold_dir, record, probabilities)
         oof[eval_rows] = probabilities
@@ -323,7 +334,39 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
         {"best": report["best"], "summary": report["summary"], "thresholds": threshold_choice,
          "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}}, indent=2))
     log(f"wrote {out / 'cv-report.md'} and the best checkpoint to {best_dir}")
+    if config.distill:
+        report["student"] = distill_run(config, log)
     return report
+
+
+STUDENT_DIR = "student"
+
+
+def distill_run(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
+    """The run's fold ensemble distilled into one student, OUTPUT/student/best ('argvalues export
+    OUTPUT' takes it); with ``--resume`` a finished student is kept."""
+    from trainer.distill import DistillConfig, run_distillation
+
+    student = config.output_dir / STUDENT_DIR
+    report_path = student / "distill-report.json"
+    if config.resume and report_path.is_file() and (student / "best" / "argvalues.json").is_file():
+        log(f"student: already done, kept ({student / 'best'})")
+        return json.loads(report_path.read_text())
+    return run_distillation(DistillConfig(
+        run=str(config.output_dir), arguments=config.arguments, output=str(student), unlabelled=config.unlabelled,
+        validation_arguments=config.validation_arguments, validation_labels=config.validation_labels,
+        model=config.model, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed), log=log)
+
+
+def head_options(config: TrainConfig) -> dict:
+    """What the model needs besides the categories: level-1 names, value phrasings (trainer.pooling)."""
+    options = {}
+    if config.level1_labels:
+        options["level1_labels"] = read_level1_labels(config.level1_labels[:1], pd.Series([], dtype=str))[0]
+    if config.descriptions:
+        options["descriptions"] = read_value_descriptions(config.descriptions)
+    return options
 
 
 def evaluate_checkpoint(checkpoint: Path, scoring: ScoringConfig, arguments: pd.DataFrame, targets: np.ndarray,
