@@ -13,11 +13,14 @@
 # the finished ones are still scored and packed into OUT/runs.tgz.
 # In OPTIONS, @DATA stands for the carried data folder; a leading "+val" trains on the training and
 # validation pairs together (no validation judge then). GPU_ROOT (default /tmp) holds the carried
-# files, the wheels and the base model on the device; RUNS (default runs) the runs.
+# files, the wheels and the base model on the device; RUNS (default runs) the runs; LOGS (default
+# OUT) the runs' logs: another folder keeps OUT under the 8 files a call returns, and they go into
+# runs.tgz instead.
 set -uo pipefail
 PART=$1 OUT=$2; shift 2
 start=$SECONDS
-ROOT=${GPU_ROOT:-/tmp} RUNS=${RUNS:-runs}
+ROOT=${GPU_ROOT:-/tmp} RUNS=${RUNS:-runs} LOGS=${LOGS:-$OUT}
+mkdir -p "$LOGS"
 export PYTHONPATH=$ROOT/site:$PWD TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 CARRY=$ROOT/carry
 mkdir -p $CARRY/parts
@@ -54,7 +57,7 @@ train() {  # NAME [+val] [options...]
     fi
     OMP_NUM_THREADS=${THREADS:-4} timeout $(( ${DEADLINE:-560} - (SECONDS - start) )) \
         python3 -c 'from argvalues.cli import main; main()' train --model $MODEL "${data[@]}" \
-        --output "$RUNS/$name" "${@//@DATA/$DATA}" > "$OUT/$name.log" 2>&1
+        --output "$RUNS/$name" "${@//@DATA/$DATA}" > "$LOGS/$name.log" 2>&1
     echo "$name: exit $? after $((SECONDS - start)) s"
 }
 wave() { for spec in "$@"; do train $spec & done; wait; }
@@ -63,7 +66,7 @@ ensembles() { local runs; runs=$(finished "$@"); [[ -n $runs ]] && python3 bench
 pack() {
     find $RUNS -name run-config.json -o -name distill-report.json -o -name 'cv-*' -o -name oof-probabilities.tsv -o -name argvalues.json \
         -o -name validation-probabilities.tsv -o -name record.json -o -name '*probabilities.npy' -o -name 'parity-*' \
-        | tar czf "$OUT/runs.tgz" -T -
+        | { cat; [[ $LOGS != "$OUT" ]] && find "$LOGS" -name '*.log'; } | tar czf "$OUT/runs.tgz" -T -
 }
 if (( $# )); then
     wave "$@"

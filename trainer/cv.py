@@ -350,10 +350,15 @@ def distill_run(config: TrainConfig, log: Callable[[str], None] = print) -> dict
     student = config.output_dir / STUDENT_DIR
     report_path = student / "distill-report.json"
     if config.resume and report_path.is_file() and (student / "best" / "argvalues.json").is_file():
-        log(f"student: already done, kept ({student / 'best'})")
+        # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
+        run_scoring, student_scoring = ScoringConfig.load(config.output_dir / "best"), ScoringConfig.load(student / "best")
+        student_scoring.thresholds = run_scoring.thresholds
+        student_scoring.threshold_strategy = run_scoring.threshold_strategy
+        student_scoring.save(student / "best")
+        log(f"student: already done, kept ({student / 'best'}), with the run's {run_scoring.threshold_strategy} thresholds")
         return json.loads(report_path.read_text())
     return run_distillation(DistillConfig(
-        run=str(config.output_dir), arguments=config.arguments, output=str(student), unlabelled=config.unlabelled,
+        run=str(config.output_dir), arguments=[], output=str(student), unlabelled=config.unlabelled,
         validation_arguments=config.validation_arguments, validation_labels=config.validation_labels,
         model=config.model, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
         weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed), log=log)

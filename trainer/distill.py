@@ -89,7 +89,8 @@ def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.
     oof = mean_out_of_fold([Path(run) for run in config.runs])
     paths = config.arguments or as_list(json.loads((Path(config.run) / RUN_CONFIG_NAME).read_text())["arguments"])
     arguments = pd.concat([read_arguments(path) for path in paths], ignore_index=True)
-    # A run trained on a share of its conclusions (or --limit) has out-of-fold targets for those only.
+    # The files a run recorded hold more arguments than it trained on after --limit or
+    # --conclusions-fraction: the student learns those with out-of-fold targets.
     arguments = arguments[arguments[ID_COLUMN].isin(oof.index)] if not config.arguments else arguments
     known = arguments[ID_COLUMN].isin(oof.index)
     if not known.all():

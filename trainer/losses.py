@@ -41,7 +41,8 @@ def trainer_class(loss: str, pos_weight: np.ndarray | None = None, gamma: float 
     class ValueTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
-            width = model.config.num_labels
+            config = getattr(model, "config", None)  # (a bare module in the tests: no level-1 targets)
+            width = config.num_labels if config is not None else labels.shape[-1]
             outputs = model(**inputs, return_level1=True) if labels.shape[-1] > width else model(**inputs)
             logits = outputs.logits.float()
             labels = labels.to(logits.dtype)
