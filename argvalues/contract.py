@@ -161,17 +161,23 @@ def _check_unique_ids(frame: pd.DataFrame, name: str) -> None:
         raise DataError(f"{name}: line {row + 2}: duplicate {ID_COLUMN} '{frame[ID_COLUMN].iloc[row]}'")
 
 
-def read_labels(path: str | Path) -> pd.DataFrame:
-    """Read a labels TSV: ``Argument ID`` plus the 20 label columns, each 0 or 1."""
+def _read_label_table(path: str | Path) -> pd.DataFrame:
+    """A whole TSV of ``Argument ID`` and label columns, as strings (labels and predictions files)."""
     name = str(path)
     if not Path(path).is_file():
         raise DataError(f"{name}: no such file")
     try:
-        frame = pd.read_csv(path, **_READ_OPTIONS)
+        return pd.read_csv(path, **_READ_OPTIONS)
     except pd.errors.EmptyDataError:
         raise DataError(f"{name}: the file is empty; expected a header with {[ID_COLUMN] + LABELS}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as error:
         raise _parser_error(name, error) from None
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """Read a labels TSV: ``Argument ID`` plus the 20 label columns, each 0 or 1."""
+    name = str(path)
+    frame = _read_label_table(path)
     columns = list(frame.columns)
     unknown = [c for c in columns if c != ID_COLUMN and c not in LABELS]
     if unknown:
@@ -208,14 +214,7 @@ def read_labelled_arguments(arguments_path: str | Path, labels_path: str | Path)
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read a predictions TSV (``Argument ID`` + the 20 labels, 0/1 or probabilities) as floats."""
     name = str(path)
-    if not Path(path).is_file():
-        raise DataError(f"{name}: no such file")
-    try:
-        frame = pd.read_csv(path, **_READ_OPTIONS)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: the file is empty; expected a header with {[ID_COLUMN] + LABELS}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as error:
-        raise _parser_error(name, error) from None
+    frame = _read_label_table(path)
     _check_columns(list(frame.columns), [ID_COLUMN] + LABELS, name)
     values = frame[LABELS].apply(pd.to_numeric, errors="coerce")
     bad = values.isna() | (values < 0) | (values > 1)

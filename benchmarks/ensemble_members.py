@@ -28,15 +28,17 @@ def member_probabilities(run: Path, data: Path) -> tuple[np.ndarray, np.ndarray]
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
 
+    from trainer.run_dir import RunDir
+
     arguments, targets = read_labelled_arguments(data / "arguments-validation.tsv", data / "labels-validation.tsv")
-    config = json.loads((run / "run-config.json").read_text())
+    config = RunDir(run).config()
     members = []
-    for fold_dir in sorted((run / "folds").glob("fold-*"), key=lambda p: int(p.name.split("-")[1])):
-        cached = fold_dir / "validation-probabilities.npy"
+    for fold in RunDir(run).finished_folds():
+        cached = fold.path / "validation-probabilities.npy"
         if not cached.is_file():
-            tokenizer = load_tokenizer(str(fold_dir / "model"))
-            dataset = ArgumentDataset(arguments, TEMPLATES[config["template"]], tokenizer, config["max_length"])
-            model = load_classifier(str(fold_dir / "model")).to("cuda" if torch.cuda.is_available() else "cpu")
+            tokenizer = load_tokenizer(str(fold.model))
+            dataset = ArgumentDataset(arguments, TEMPLATES[config.template], tokenizer, config.max_length)
+            model = load_classifier(str(fold.model)).to("cuda" if torch.cuda.is_available() else "cpu")
             np.save(cached, predict_probabilities(model, dataset, tokenizer))
         members.append(np.load(cached))
     return np.stack(members), targets

@@ -4,21 +4,20 @@
 
 For each prefix of the runs given (the first run, the first two, ...) and each run alone, the
 mean of all their fold models' validation probabilities is scored at the thresholds chosen on the
-runs' joined out-of-fold predictions (export.ensemble.joined_thresholds: what `argvalues export
+runs' joined out-of-fold predictions (trainer.run_dir.joined_thresholds: what `argvalues export
 RUN [RUN ...] --ensemble` ships). Validation labels are used for the score only.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from argvalues.metrics import apply_thresholds, official_scores
 from ensemble_members import member_probabilities  # this folder is on sys.path when run as a script
-from export.ensemble import joined_thresholds
+from trainer.run_dir import RunDir, joined_thresholds
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     print("| runs joined | members | strategy, threshold(s) | cross-fitted out-of-fold F1 | validation F1 |")
     print("| --- | --- | --- | --- | --- |")
     for group in groups:
-        strategy = json.loads((group[0] / "run-config.json").read_text()).get("thresholds", "global")
+        strategy = RunDir(group[0]).config().thresholds
         choice = joined_thresholds(group, strategy)
         probabilities = np.concatenate([members[run] for run in group]).mean(0)
         f1 = official_scores(targets, apply_thresholds(probabilities, np.asarray(choice["thresholds"]))).f1

@@ -36,7 +36,8 @@ def export(source, output, atol, opset, optimize, quantize, fp16, ensemble, join
     same way, and by the official F1 on those arguments' labels: 'score' picks a variant by
     default only if its F1 moved by at most 0.005. The manifest records every check.
     """
-    from export.onnx import export_model
+    from export.onnx import ExportOptions, export_model
 
     chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("fp16", fp16)) if wanted)
-    export_model(source, output, atol=atol, opset=opset, log=log, variants=chosen, ensemble=ensemble, join=join)
+    options = ExportOptions(atol=atol, opset=opset, variants=chosen, ensemble=ensemble, join=join)
+    export_model(source, output, options, log=log)

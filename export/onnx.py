@@ -1,8 +1,9 @@
 """Export a trained checkpoint to a self-contained ONNX model directory with Optimum.
 
 The directory holds ``model.onnx``, ``config.json`` (id2label), the tokenizer files,
-``argvalues.json`` (labels, thresholds, template, max length) and ``manifest.json`` (source,
-CV metrics, sha256 of the ONNX file, library versions, the parity check). It is built in a
+``argvalues.json`` (labels, thresholds, template, max length), ``manifest.json`` (source,
+CV metrics, sha256 of the ONNX file, library versions, the parity check) and ``README.md``, the
+model card made from them (:mod:`export.model_card`). It is built in a
 temporary directory beside the target and renamed into place only once the ONNX model agrees
 with the PyTorch one, so a failed export leaves nothing at the output path.
 """
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -23,18 +25,16 @@ import pandas as pd
 
 from argvalues import __version__
 from argvalues.digest import sha256_of
-from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labels
+from argvalues.contract import ARGUMENT_COLUMNS
 from argvalues.errors import ExportParityError, ModelDirError
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import SCORING_CONFIG_NAME, ScoringConfig
-from argvalues.variants import VARIANT_FILES, onnx_files
+from argvalues.variants import onnx_files
+from trainer.run_dir import CheckpointDir, FoldDir, RunDir
 
 MANIFEST_NAME = "manifest.json"
 DEFAULT_OUTPUT = "argvalues-model"
 DEFAULT_ATOL = 1e-4
-PARITY_SAMPLE_NAME = "parity-sample.tsv"
-#: Where 'argvalues train --distill' puts the run's student (trainer.cv.STUDENT_DIR).
-STUDENT_CHECKPOINT = "student/best"
 
 #: Used for the parity check when a checkpoint carries no sample of its own held-out arguments.
 FALLBACK_ARGUMENTS = pd.DataFrame(
@@ -50,18 +50,39 @@ FALLBACK_ARGUMENTS = pd.DataFrame(
 LIBRARIES = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime-gpu", "onnxruntime", "tokenizers"]
 
 
-def resolve_checkpoint(source: str | Path) -> tuple[Path, Path | None]:
-    """The checkpoint to export from a run directory (its distilled ``student/best`` when the run
-    made one, else its ``best/``) or a checkpoint directory."""
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``argvalues export`` makes of a checkpoint, named as its command-line options are.
+
+    ``atol``: the largest probability difference allowed between ONNX and PyTorch; ``opset``: the
+    ONNX opset (None: Optimum's choice); ``variants``: extra variants to build (``optimized``,
+    ``int8``, ``fp16``); ``ensemble``: export every fold model of the run as one model; ``join``:
+    with ``ensemble``, more runs whose fold models join it.
+    """
+
+    atol: float = DEFAULT_ATOL
+    opset: int | None = None
+    variants: tuple[str, ...] = ()
+    ensemble: bool = False
+    join: tuple[str | Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.join and not self.ensemble:
+            raise ModelDirError("--join adds runs to an ensemble: use it with --ensemble")
+
+
+def resolve_checkpoint(source: str | Path) -> tuple[CheckpointDir, RunDir | None]:
+    """The checkpoint to export from a run directory (its distilled student, ``student/best``, when
+    the run made one, else its ``best/``) or a checkpoint directory, and the run it belongs to (None
+    for a checkpoint outside a finished run)."""
     source = Path(source)
     if not source.exists():
         raise ModelDirError(f"{source}: no such run or checkpoint directory")
-    if (source / "best" / SCORING_CONFIG_NAME).is_file() and (source / STUDENT_CHECKPOINT / SCORING_CONFIG_NAME).is_file():
-        return source / STUDENT_CHECKPOINT, source
-    if (source / "best" / SCORING_CONFIG_NAME).is_file():
-        return source / "best", source
-    if (source / SCORING_CONFIG_NAME).is_file():
-        return source, source.parent if (source.parent / "cv-report.json").is_file() else None
+    run = RunDir(source)
+    if run.best.has_scoring_config():
+        return (run.student if run.student.has_scoring_config() else run.best), run
+    if CheckpointDir(source).has_scoring_config():
+        return CheckpointDir(source), RunDir.of_checkpoint(source)
     raise ModelDirError(
         f"{source}: neither a training run (with best/{SCORING_CONFIG_NAME}) nor a checkpoint with {SCORING_CONFIG_NAME}"
     )
@@ -85,23 +106,10 @@ def library_versions() -> dict:
     return versions
 
 
-PARITY_LABELS_NAME = "parity-labels.tsv"
-
-
-def parity_arguments(checkpoint: Path) -> pd.DataFrame:
-    sample = checkpoint / PARITY_SAMPLE_NAME
-    return read_arguments(sample) if sample.is_file() else FALLBACK_ARGUMENTS
-
-
-def parity_truth(checkpoint: Path, arguments: pd.DataFrame) -> np.ndarray | None:
-    """The labels of the parity sample, when the run saved them (for the official F1 of each variant)."""
-    path = checkpoint / PARITY_LABELS_NAME
-    if not path.is_file():
-        return None
-    labels = read_labels(path).set_index(ID_COLUMN)
-    if not arguments[ID_COLUMN].isin(labels.index).all():
-        return None
-    return labels.loc[arguments[ID_COLUMN], LABELS].to_numpy()
+def parity_arguments(checkpoint: CheckpointDir) -> pd.DataFrame:
+    """The checkpoint's held-out sample, or :data:`FALLBACK_ARGUMENTS` when it carries none."""
+    sample = checkpoint.parity_arguments()
+    return sample if sample is not None else FALLBACK_ARGUMENTS
 
 
 def export_onnx(checkpoint: Path, target: Path, opset: int | None) -> None:
@@ -127,24 +135,11 @@ def export_onnx(checkpoint: Path, target: Path, opset: int | None) -> None:
                     opset=opset, do_validation=False, local_files_only=True)
 
 
-def pytorch_probabilities(checkpoint: Path, arguments: pd.DataFrame) -> np.ndarray:
-    from trainer.data import ArgumentDataset, predict_probabilities
-    from trainer.modeling import load_classifier, load_tokenizer
-
-    scoring = ScoringConfig.load(checkpoint)
-    tokenizer = load_tokenizer(str(checkpoint))
-    dataset = ArgumentDataset(arguments, scoring.template, tokenizer, scoring.max_length)
-    return predict_probabilities(load_classifier(str(checkpoint)), dataset, tokenizer)
-
-
-def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, atol: float,
-                 torch_probabilities: np.ndarray | None = None) -> dict:
+def check_parity(model_dir: Path, arguments: pd.DataFrame, atol: float, torch_probabilities: np.ndarray) -> dict:
     """Compare PyTorch and ONNX Runtime probabilities on real arguments; raise beyond ``atol``."""
     from scorer.model import ScoringModel
 
     scoring = ScoringConfig.load(model_dir)
-    if torch_probabilities is None:
-        torch_probabilities = pytorch_probabilities(checkpoint, arguments)
     onnx_probabilities = ScoringModel(model_dir, device="cpu", variant="fp32").probabilities(arguments, batch_size=16)
     difference = float(np.abs(torch_probabilities - onnx_probabilities).max())
     thresholds = np.asarray(scoring.thresholds, dtype=np.float32)
@@ -159,37 +154,6 @@ def check_parity(checkpoint: Path, model_dir: Path, arguments: pd.DataFrame, ato
             f"difference {difference:.2e} > tolerance {atol:.0e}; nothing was written"
         )
     return result
-
-
-def build_variants(names: list[str], checkpoint: Path, staging: Path, arguments: pd.DataFrame,
-                   torch_probabilities: np.ndarray, log: Callable[[str], None]) -> dict:
-    """Make each requested variant in ``staging`` and check it against PyTorch fp32 on the parity sample."""
-    from export.variants import MAKERS, compare_with_pytorch
-    from scorer.model import ScoringModel, cuda_usable
-
-    thresholds = np.asarray(ScoringConfig.load(staging).thresholds, dtype=np.float32)
-    truth = parity_truth(checkpoint, arguments)
-    results = {}
-    for name in names:
-        started = time.perf_counter()
-        info = MAKERS[name](staging)
-        info["file"] = VARIANT_FILES[name]
-        device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
-        try:
-            probabilities = ScoringModel(staging, device=device, variant=name).probabilities(arguments, batch_size=16)
-            info.update(checked_on=device, rows=len(arguments),
-                        **compare_with_pytorch(torch_probabilities, probabilities, thresholds, truth))
-        except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
-            info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
-        info["sha256"] = sha256_of(staging / info["file"])
-        info["bytes"] = (staging / info["file"]).stat().st_size
-        info["seconds"] = round(time.perf_counter() - started, 1)
-        results[name] = info
-        drift = f", official F1 {info['f1']:.4f} vs PyTorch {info['f1_pytorch']:.4f}" if "f1" in info else ""
-        log(f"variant {name}: " + (f"largest difference {info['max_abs_difference']:.1e}{drift}, "
-                                   f"{'picked by default' if info['default_ok'] else 'NOT picked by default'}"
-                                   if info.get("checked_on") else f"not checked here ({info['check_error']})"))
-    return results
 
 
 def _onnx_record(onnx_path: Path) -> dict:
@@ -213,24 +177,21 @@ def _readable_as_umask_allows(directory: Path) -> None:
             path.chmod(0o666 & ~umask)
 
 
-def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: float = DEFAULT_ATOL,
-                 opset: int | None = None, log: Callable[[str], None] = print, variants: tuple[str, ...] = (),
-                 ensemble: bool = False, join: tuple[str | Path, ...] = ()) -> dict:
+def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, options: ExportOptions = ExportOptions(),
+                 log: Callable[[str], None] = print) -> dict:
     """Export ``source`` (run or checkpoint) to the model directory ``output``; returns the manifest.
 
-    With ``ensemble`` the fold models of the run, and of every run in ``join``, become one model.
+    With ``options.ensemble`` the fold models of the run, and of every run in ``options.join``,
+    become one model.
     """
-    checkpoint, run_dir = resolve_checkpoint(source)
-    if join and not ensemble:
-        raise ModelDirError("--join adds runs to an ensemble: use it with --ensemble")
-    joined = [Path(run) for run in join]
+    checkpoint, run = resolve_checkpoint(source)
     output = Path(output)
     if output.exists() and not (output / MANIFEST_NAME).is_file() and any(output.iterdir()):
         raise ModelDirError(f"{output}: exists and is not an argvalues model directory; choose another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        manifest = _export_into(checkpoint, run_dir, staging, atol, opset, log, list(variants), ensemble, joined)
+        manifest = _export_into(checkpoint, run, staging, options, log)
         _readable_as_umask_allows(staging)
         if output.exists():
             shutil.rmtree(output)
@@ -238,35 +199,37 @@ def export_model(source: str | Path, output: str | Path = DEFAULT_OUTPUT, atol: 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log(f"exported {checkpoint} to {output} (parity: largest difference "
+    log(f"exported {checkpoint.path} to {output} (parity: largest difference "
         f"{manifest['parity']['max_abs_difference']:.1e} on {manifest['parity']['rows']} arguments)")
     return manifest
 
 
-def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path], staging: Path,
-                     arguments: pd.DataFrame, opset: int | None, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
-    """Export every fold model (of the run and the ``joined`` runs) and join them into
+def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, arguments: pd.DataFrame,
+                     options: ExportOptions, log: Callable[[str], None]) -> tuple[dict, np.ndarray]:
+    """Export every fold model (of the run and the ``options.join`` runs) and join them into
     ``staging/model.onnx``; returns the manifest part and PyTorch's mean probabilities on the parity
     sample. Writes ``staging``'s scoring config: the run's, with thresholds chosen on all the runs'
     out-of-fold predictions together when runs are joined."""
-    from export.ensemble import (fold_members, joined_thresholds, member_records, merge_mean_probability,
-                                 pytorch_mean_probabilities)
+    from export.ensemble import member_records, merge_mean_probability
+    from trainer.evaluation import checkpoint_probabilities
+    from trainer.run_dir import joined_thresholds
 
-    if run_dir is None:
-        raise ModelDirError(f"{checkpoint}: --ensemble needs a training run directory (with folds/), not a checkpoint")
-    runs = [run_dir] + joined
-    if len({run.resolve() for run in runs}) < len(runs):
+    if run is None:
+        raise ModelDirError(f"{checkpoint.path}: --ensemble needs a training run directory (with folds/), "
+                            "not a checkpoint")
+    runs = [run] + [RunDir(path) for path in options.join]
+    if len({run_dir.path.resolve() for run_dir in runs}) < len(runs):
         raise ModelDirError("--join names a run twice (or the run itself)")
-    folds_of_run = {run: fold_members(run) for run in runs}
-    members = [(run, fold, model) for run in runs for fold, model in folds_of_run[run]]
+    folds_of_run = {run_dir: run_dir.finished_folds() for run_dir in runs}
+    members: list[tuple[RunDir, FoldDir]] = [(run_dir, fold) for run_dir in runs for fold in folds_of_run[run_dir]]
     if len(members) < 2:
-        raise ModelDirError(f"{run_dir}: --ensemble needs at least 2 finished folds, found {len(members)}")
-    scoring = ScoringConfig.load(checkpoint)
-    part = {"runs": [str(run.resolve()) for run in runs], "combine": "mean of probabilities",
+        raise ModelDirError(f"{run.path}: --ensemble needs at least 2 finished folds, found {len(members)}")
+    scoring = ScoringConfig.load(checkpoint.path)
+    part = {"runs": [str(run_dir.path.resolve()) for run_dir in runs], "combine": "mean of probabilities",
             "thresholds_from": "the run's out-of-fold predictions (each argument scored by the fold model that "
                                "did not train on it)"}
-    if joined:
-        choice = joined_thresholds(runs, scoring.threshold_strategy)
+    if options.join:
+        choice = joined_thresholds([run_dir.path for run_dir in runs], scoring.threshold_strategy)
         scoring.thresholds, scoring.threshold_strategy = choice["thresholds"], choice["strategy"]
         part["thresholds_from"] = ("the mean of the runs' out-of-fold predictions (each argument scored, in each "
                                    "run, by the fold model that did not train on it)")
@@ -274,11 +237,11 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
         log(f"{len(runs)} runs joined: {choice['strategy']} thresholds chosen on their joined out-of-fold "
             f"predictions (cross-fitted F1 {choice['crossfit_f1'][choice['strategy']]:.4f})")
     member_files = []
-    for run, fold, member in members:
-        check_safetensors(member)
+    for run_dir, fold in members:
+        check_safetensors(fold.model)
         target = staging if not member_files else staging / ".members" / f"{len(member_files)}"
-        log(f"exporting fold {fold} of {run} ({member}) with Optimum's ONNX exporter")
-        export_onnx(member, target, opset)
+        log(f"exporting fold {fold.number} of {run_dir.path} ({fold.model}) with Optimum's ONNX exporter")
+        export_onnx(fold.model, target, options.opset)
         member_files.append(target / "model.onnx")
     merged = staging / ".members" / "merged" / "model.onnx"
     merged.parent.mkdir()
@@ -289,41 +252,44 @@ def _export_ensemble(checkpoint: Path, run_dir: Path | None, joined: list[Path],
         path.replace(staging / path.name)
     shutil.rmtree(staging / ".members")
     scoring.save(staging)  # the run's thresholds, or the joined ensemble's
-    torch_probabilities = pytorch_mean_probabilities([m for _, _, m in members], arguments, scoring)
-    records = [{"run": str(run.resolve()), **record} for run in runs for record in member_records(folds_of_run[run])]
+    torch_probabilities = checkpoint_probabilities([fold.model for _, fold in members], arguments, scoring)
+    records = [{"run": str(run_dir.path.resolve()), **record}
+               for run_dir in runs for record in member_records(folds_of_run[run_dir])]
     part.update(members=records, thresholds=scoring.thresholds, threshold_strategy=scoring.threshold_strategy)
     log(f"joined {len(members)} fold models into one ONNX model (mean of their probabilities)")
     return part, torch_probabilities
 
 
-def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: float, opset: int | None,
-                 log: Callable[[str], None], variants: list[str], ensemble_of_folds: bool = False,
-                 joined: list[Path] | None = None) -> dict:
-    check_safetensors(checkpoint)
+def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, options: ExportOptions,
+                 log: Callable[[str], None]) -> dict:
+    from export.build_variants import build_variants
+    from export.model_card import write_model_card
+    from trainer.evaluation import checkpoint_probabilities
+
+    check_safetensors(checkpoint.path)
     started = time.perf_counter()
     arguments = parity_arguments(checkpoint)
     ensemble = None
-    if ensemble_of_folds:
-        ensemble, torch_probabilities = _export_ensemble(checkpoint, run_dir, joined or [], staging, arguments,
-                                                         opset, log)
+    if options.ensemble:
+        ensemble, torch_probabilities = _export_ensemble(checkpoint, run, staging, arguments, options, log)
     else:
-        log(f"exporting {checkpoint} with Optimum's ONNX exporter")
-        export_onnx(checkpoint, staging, opset)
-        torch_probabilities = pytorch_probabilities(checkpoint, arguments)
-        shutil.copy2(checkpoint / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
-    parity = check_parity(checkpoint, staging, arguments, atol, torch_probabilities)
-    built = build_variants(variants, checkpoint, staging, arguments, torch_probabilities, log) if variants else {}
+        log(f"exporting {checkpoint.path} with Optimum's ONNX exporter")
+        export_onnx(checkpoint.path, staging, options.opset)
+        torch_probabilities = checkpoint_probabilities([checkpoint.path], arguments)
+        shutil.copy2(checkpoint.path / SCORING_CONFIG_NAME, staging / SCORING_CONFIG_NAME)
+    parity = check_parity(staging, arguments, options.atol, torch_probabilities)
+    built = (build_variants(list(options.variants), checkpoint, staging, arguments, torch_probabilities, log)
+             if options.variants else {})
     if built:
         scoring = ScoringConfig.load(staging)
         scoring.variants = {name: {"file": info["file"], "default_ok": info["default_ok"]} for name, info in built.items()}
         scoring.save(staging)
-    cv_summary = checkpoint / "cv-summary.json"
     manifest = {
         "format_version": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source_checkpoint": str(checkpoint.resolve()),
-        "run": str(run_dir.resolve()) if run_dir else None,
-        "cv": json.loads(cv_summary.read_text()) if cv_summary.is_file() else None,
+        "source_checkpoint": str(checkpoint.path.resolve()),
+        "run": str(run.path.resolve()) if run else None,
+        "cv": checkpoint.read_summary(),
         "onnx": _onnx_record(staging / "model.onnx"),
         "parity": parity,
         "ensemble": ensemble,
@@ -332,4 +298,5 @@ def _export_into(checkpoint: Path, run_dir: Path | None, staging: Path, atol: fl
         "export_seconds": round(time.perf_counter() - started, 1),
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_model_card(staging, manifest, run)
     return manifest

@@ -28,6 +28,9 @@ def evaluate_files(predictions_path: str | Path, labels_path: str | Path, thresh
     found = truth.index.isin(predictions.index)
     positions = predictions.index.get_indexer(truth.index[found])
     aligned[found] = predicted[positions]
+    if not truth[LABELS].to_numpy().any():
+        raise DataError(f"{labels_path}: no argument has any label (every value is 0), so the official scores "
+                        "are undefined; expected a labels file with at least one 1")
     scores = official_scores(truth[LABELS].to_numpy(), aligned)
     return {
         "precision": scores.precision,

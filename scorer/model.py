@@ -29,17 +29,16 @@ def _cuda_present() -> bool:
 
 
 def cuda_usable() -> bool:
+    """Whether ONNX Runtime can run on a GPU here."""
     import onnxruntime as ort
 
     return "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_present()
 
 
 def _providers_for(device: str) -> list[str]:
-    import onnxruntime as ort
-
     if device not in DEVICES:
         raise ArgvaluesError(f"--device must be one of {DEVICES}, got {device!r}")
-    cuda_available = "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_present()
+    cuda_available = cuda_usable()
     if device == "cuda" and not cuda_available:
         raise ArgvaluesError(
             "--device cuda: ONNX Runtime's CUDA provider is not usable here (no NVIDIA driver, or "

@@ -67,3 +67,17 @@ def test_evaluate_and_predict(tiny_exported, tmp_path):
     assert sum(line.strip().endswith(")") for line in result.output.splitlines()) == 20
     bad = invoke("predict", "--model", tiny_exported, "--premise", "x", "--stance", "maybe", "--conclusion", "y")
     assert bad.exit_code == 3 and "--stance must be one of" in bad.stderr
+
+
+def test_evaluate_against_labels_without_any_positive_is_one_line(tmp_path):
+    from argvalues.contract import LABELS
+
+    header = "\t".join(["Argument ID", *LABELS])
+    labels, predictions = tmp_path / "labels.tsv", tmp_path / "predictions.tsv"
+    labels.write_text(f"{header}\nA1\t{chr(9).join('0' * 20)}\nA2\t{chr(9).join('0' * 20)}\n")
+    predictions.write_text(f"{header}\nA1\t{chr(9).join('1' * 20)}\nA2\t{chr(9).join('0' * 20)}\n")
+    result = invoke("evaluate", predictions, labels)
+    assert result.exit_code == 3
+    assert result.stderr == (f"Error: {labels}: no argument has any label (every value is 0), so the official "
+                             "scores are undefined; expected a labels file with at least one 1\n")
+    assert result.stdout == ""

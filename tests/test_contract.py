@@ -16,11 +16,13 @@ def write(path, text):
     return path
 
 
+@pytest.mark.integration
 def test_labels_are_the_official_columns_in_order(data_dir):
     header = (data_dir / "labels-training.tsv").read_text().splitlines()[0].split("\t")
     assert header == ["Argument ID"] + LABELS
 
 
+@pytest.mark.integration
 def test_reads_the_real_training_file_completely(data_dir):
     arguments, targets = read_labelled_arguments(data_dir / "arguments-training.tsv", data_dir / "labels-training.tsv")
     assert len(arguments) == 5393 and targets.shape == (5393, 20)

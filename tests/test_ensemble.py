@@ -8,7 +8,7 @@ import pytest
 
 from argvalues.contract import read_arguments
 from argvalues.errors import ModelDirError
-from export.onnx import export_model
+from export.onnx import ExportOptions, export_model
 from tiny_models import EXAMPLES, make_base_model
 from trainer.config import TrainConfig
 from trainer.cv import run_cross_validation
@@ -27,10 +27,10 @@ def tiny_run(tmp_path_factory):
 
 def test_ensemble_outputs_the_mean_of_the_fold_probabilities(tiny_run, tmp_path):
     from argvalues.model_config import ScoringConfig
-    from export.ensemble import pytorch_mean_probabilities
     from scorer.model import ScoringModel
+    from trainer.evaluation import checkpoint_probabilities
 
-    manifest = export_model(tiny_run, tmp_path / "model", ensemble=True, log=lambda _: None)
+    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True), log=lambda _: None)
     members = manifest["ensemble"]["members"]
     assert [m["fold"] for m in members] == [0, 1, 2]
     scoring = ScoringConfig.load(tmp_path / "model")
@@ -38,9 +38,9 @@ def test_ensemble_outputs_the_mean_of_the_fold_probabilities(tiny_run, tmp_path)
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
     onnx = ScoringModel(tmp_path / "model", device="cpu").probabilities(arguments)
     checkpoints = [tiny_run / "folds" / f"fold-{k}" / "model" for k in range(3)]
-    expected = pytorch_mean_probabilities(checkpoints, arguments, scoring)
+    expected = checkpoint_probabilities(checkpoints, arguments, scoring)
     np.testing.assert_allclose(onnx, expected, atol=1e-5)
-    single = pytorch_mean_probabilities(checkpoints[:1], arguments, scoring)
+    single = checkpoint_probabilities(checkpoints[:1], arguments, scoring)
     assert np.abs(onnx - single).max() > 1e-4  # really a mean (parity above is to 1e-5), not one member
     assert manifest["parity"]["max_abs_difference"] < 1e-4
 
@@ -50,7 +50,7 @@ def test_ensemble_scores_through_the_unchanged_scorer(tiny_run, tmp_path):
 
     from scorer.cli import score
 
-    export_model(tiny_run, tmp_path / "model", ensemble=True, log=lambda _: None)
+    export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True), log=lambda _: None)
     result = CliRunner().invoke(score, ["--model", str(tmp_path / "model"), "--quiet", str(EXAMPLES / "to-score.tsv")])
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 13
@@ -61,7 +61,7 @@ def test_ensemble_needs_a_run_with_folds(tiny_run, tmp_path):
 
     shutil.copytree(tiny_run / "best", tmp_path / "lone-checkpoint")
     with pytest.raises(ModelDirError, match="--ensemble needs a training run directory"):
-        export_model(tmp_path / "lone-checkpoint", tmp_path / "model", ensemble=True, log=lambda _: None)
+        export_model(tmp_path / "lone-checkpoint", tmp_path / "model", ExportOptions(ensemble=True), log=lambda _: None)
     assert not (tmp_path / "model").exists()
 
 
@@ -73,7 +73,7 @@ def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path
     from tiny_models import make_base_model
     from trainer.distill import DistillConfig, run_distillation, soft_targets
 
-    export_model(tiny_run, tmp_path / "teacher", ensemble=True, log=lambda _: None)
+    export_model(tiny_run, tmp_path / "teacher", ExportOptions(ensemble=True), log=lambda _: None)
     config = DistillConfig(run=str(tiny_run), arguments=str(EXAMPLES / "arguments.tsv"), output=str(tmp_path / "student"),
                            teacher=str(tmp_path / "teacher"), unlabelled=[str(EXAMPLES / "to-score.tsv")],
                            validation_arguments=str(EXAMPLES / "arguments.tsv"),
@@ -118,7 +118,7 @@ def test_joined_out_of_fold_is_the_mean_of_the_runs_aligned_by_argument(tiny_run
     import pandas as pd
 
     from argvalues.contract import LABELS, read_labelled_arguments
-    from export.ensemble import joined_out_of_fold
+    from trainer.run_dir import joined_out_of_fold
 
     targets, probabilities, folds = joined_out_of_fold([tiny_run, second_run])
     first, second = (pd.read_csv(run / "oof-probabilities.tsv", sep="\t").set_index("Argument ID")
@@ -134,10 +134,12 @@ def test_joined_out_of_fold_is_the_mean_of_the_runs_aligned_by_argument(tiny_run
 
 def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(tiny_run, second_run, tmp_path):
     from argvalues.model_config import ScoringConfig
-    from export.ensemble import joined_thresholds, pytorch_mean_probabilities
+    from trainer.evaluation import checkpoint_probabilities
+    from trainer.run_dir import joined_thresholds
     from scorer.model import ScoringModel
 
-    manifest = export_model(tiny_run, tmp_path / "model", ensemble=True, join=(second_run,), log=lambda _: None)
+    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, join=(second_run,)),
+                            log=lambda _: None)
     members = manifest["ensemble"]["members"]
     assert [(m["run"], m["fold"]) for m in members] == [(str(run.resolve()), k) for run in (tiny_run, second_run)
                                                          for k in range(3)]
@@ -148,22 +150,22 @@ def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
     checkpoints = [run / "folds" / f"fold-{k}" / "model" for run in (tiny_run, second_run) for k in range(3)]
     np.testing.assert_allclose(ScoringModel(tmp_path / "model", device="cpu").probabilities(arguments),
-                               pytorch_mean_probabilities(checkpoints, arguments, scoring), atol=1e-5)
+                               checkpoint_probabilities(checkpoints, arguments, scoring), atol=1e-5)
 
 
 def test_join_refuses_what_cannot_make_one_ensemble(tiny_run, second_run, tmp_path):
     import shutil
 
     with pytest.raises(ModelDirError, match="use it with --ensemble"):
-        export_model(tiny_run, tmp_path / "model", join=(second_run,), log=lambda _: None)
+        export_model(tiny_run, tmp_path / "model", ExportOptions(join=(second_run,)), log=lambda _: None)
     with pytest.raises(ModelDirError, match="names a run twice"):
-        export_model(tiny_run, tmp_path / "model", ensemble=True, join=(tiny_run,), log=lambda _: None)
+        export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, join=(tiny_run,)), log=lambda _: None)
     other = tmp_path / "other-template"
     shutil.copytree(second_run, other)
     config = json.loads((other / "run-config.json").read_text())
     (other / "run-config.json").write_text(json.dumps({**config, "template": "premise"}))
     with pytest.raises(ModelDirError, match="template 'premise' vs 'premise-stance-conclusion'"):
-        export_model(tiny_run, tmp_path / "model", ensemble=True, join=(other,), log=lambda _: None)
+        export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, join=(other,)), log=lambda _: None)
     assert not (tmp_path / "model").exists()
 
 
@@ -171,7 +173,7 @@ def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(t
     import pandas as pd
 
     from argvalues.model_config import ScoringConfig
-    from export.ensemble import joined_out_of_fold, joined_thresholds
+    from trainer.run_dir import joined_out_of_fold, joined_thresholds
     from trainer.distill import DistillConfig, run_distillation, soft_targets
 
     config = DistillConfig(run=str(tiny_run), join=[str(second_run)], arguments=str(EXAMPLES / "arguments.tsv"),
@@ -206,7 +208,7 @@ def test_distill_refuses_a_teacher_of_other_runs(tiny_run, second_run, tmp_path)
     from argvalues.errors import ArgvaluesError
     from trainer.distill import DistillConfig, soft_targets
 
-    export_model(tiny_run, tmp_path / "joined", ensemble=True, join=(second_run,), log=lambda _: None)
+    export_model(tiny_run, tmp_path / "joined", ExportOptions(ensemble=True, join=(second_run,)), log=lambda _: None)
     alone = DistillConfig(run=str(tiny_run), arguments=str(EXAMPLES / "arguments.tsv"), output=str(tmp_path / "s"),
                           teacher=str(tmp_path / "joined"), unlabelled=[str(EXAMPLES / "to-score.tsv")])
     with pytest.raises(ArgvaluesError, match="name the same ones with --run and --join"):
@@ -247,9 +249,9 @@ def test_an_ensemble_too_large_for_one_onnx_file_keeps_its_tensors_beside_it(tin
     from scorer.score import ScoreOptions, run_fingerprint
 
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
-    export_model(tiny_run, tmp_path / "whole", ensemble=True, log=lambda _: None)
+    export_model(tiny_run, tmp_path / "whole", ExportOptions(ensemble=True), log=lambda _: None)
     monkeypatch.setattr(export.ensemble, "EXTERNAL_DATA_BYTES", 0)
-    manifest = export_model(tiny_run, tmp_path / "model", ensemble=True, variants=("int8", "optimized"),
+    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, variants=("int8", "optimized")),
                             log=lambda _: None)
 
     graph, data = tmp_path / "model" / "model.onnx", tmp_path / "model" / "model.onnx.data"

@@ -6,7 +6,7 @@ import pytest
 
 from argvalues.contract import read_arguments
 from argvalues.errors import ExportParityError, ModelDirError
-from export.onnx import export_model
+from export.onnx import ExportOptions, export_model
 from tiny_models import EXAMPLES, FAMILIES, make_checkpoint
 
 QUIET = dict(log=lambda _: None)
@@ -57,7 +57,7 @@ def test_model_directory_is_self_contained(tmp_path):
 def test_parity_failure_leaves_nothing(tmp_path):
     checkpoint = make_checkpoint("bert", tmp_path / "checkpoint")
     with pytest.raises(ExportParityError, match="disagrees with PyTorch"):
-        export_model(checkpoint, tmp_path / "model", atol=-1.0, **QUIET)
+        export_model(checkpoint, tmp_path / "model", ExportOptions(atol=-1.0), **QUIET)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
 
 
@@ -107,7 +107,7 @@ def test_a_pickled_checkpoint_is_never_loaded(tmp_path):
 def with_variants(tmp_path_factory):
     root = tmp_path_factory.mktemp("variants")
     checkpoint = make_checkpoint("bert", root / "checkpoint", threshold=0.5)
-    manifest = export_model(checkpoint, root / "model", variants=("optimized", "int8", "fp16"), **QUIET)
+    manifest = export_model(checkpoint, root / "model", ExportOptions(variants=("optimized", "int8", "fp16")), **QUIET)
     return checkpoint, root / "model", manifest
 
 

@@ -10,6 +10,7 @@ def training(data_dir):
     return read_labelled_arguments(data_dir / "arguments-training.tsv", data_dir / "labels-training.tsv")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("seed", [0, 1])
 def test_each_conclusion_stays_in_one_fold(training, seed):
     arguments, targets = training
@@ -19,6 +20,7 @@ def test_each_conclusion_stays_in_one_fold(training, seed):
     assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.integration
 def test_folds_are_balanced_in_size_and_labels(training):
     arguments, targets = training
     folds = grouped_folds(arguments["Conclusion"], targets, 5, 1)
@@ -28,6 +30,7 @@ def test_folds_are_balanced_in_size_and_labels(training):
     assert np.abs(prevalence - 1).mean() < 0.15
 
 
+@pytest.mark.integration
 def test_balance_beats_iterative_stratification_of_conclusions(training):
     """The reason folds.py has its own assignment (see its docstring)."""
     import pandas as pd
@@ -49,6 +52,7 @@ def test_balance_beats_iterative_stratification_of_conclusions(training):
     assert spread(grouped_folds(arguments["Conclusion"], targets, 5, 1)) < spread(group_fold[codes])
 
 
+@pytest.mark.integration
 def test_single_fold_is_a_grouped_80_20_holdout(training):
     arguments, targets = training
     folds = grouped_folds(arguments["Conclusion"], targets, 1, 0)
@@ -61,6 +65,7 @@ def test_too_few_conclusions():
         grouped_folds(pd_series(["a", "b", "c"]), np.ones((3, 20)), 5, 0)
 
 
+@pytest.mark.integration
 def test_crossfit_partition_splits_a_holdout_by_conclusion(training):
     arguments, targets = training
     folds = grouped_folds(arguments["Conclusion"], targets, 1, 0)

@@ -67,22 +67,23 @@ def test_a_checkpoint_loads_with_the_pooling_it_was_trained_with(tmp_path):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_mean_pooling_exports_to_onnx_and_scores_like_pytorch(family, tmp_path):
-    from export.onnx import export_model, pytorch_probabilities
+    from export.onnx import export_model
     from scorer.model import ScoringModel
+    from trainer.evaluation import checkpoint_probabilities
 
     _, model, checkpoint = mean_pooled_checkpoint(family, tmp_path)
     manifest = export_model(checkpoint, tmp_path / "model", log=lambda _: None)
     assert manifest["parity"]["max_abs_difference"] < 1e-5
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
     onnx = ScoringModel(tmp_path / "model", device="cpu", variant="fp32").probabilities(arguments, batch_size=8)
-    np.testing.assert_allclose(onnx, pytorch_probabilities(checkpoint, arguments), atol=1e-5)
+    np.testing.assert_allclose(onnx, checkpoint_probabilities([checkpoint], arguments), atol=1e-5)
     # and the first-token classifier of the same base model says something else
     plain = load_classifier(str(tmp_path / "base"))
     assert not isinstance(plain, MeanPoolingClassifier)
 
 
 def test_training_with_mean_pooling_is_recorded_and_exports(tmp_path):
-    from export.onnx import export_model
+    from export.onnx import ExportOptions, export_model
     from trainer.cv import run_cross_validation
 
     base = make_base_model("bert", tmp_path / "base")
@@ -93,7 +94,7 @@ def test_training_with_mean_pooling_is_recorded_and_exports(tmp_path):
     recipe = json.loads((tmp_path / "run" / "best" / "argvalues.json").read_text())["recipe"]
     assert recipe["pooling"] == "mean" and report["config"]["pooling"] == "mean"
     assert isinstance(load_classifier(str(tmp_path / "run" / "best")), MeanPoolingClassifier)
-    manifest = export_model(tmp_path / "run", tmp_path / "model", log=lambda _: None, ensemble=True)
+    manifest = export_model(tmp_path / "run", tmp_path / "model", ExportOptions(ensemble=True), log=lambda _: None)
     assert len(manifest["ensemble"]["members"]) == 2 and manifest["parity"]["max_abs_difference"] < 1e-4
 
 

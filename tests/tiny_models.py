@@ -87,3 +87,22 @@ def make_checkpoint(family: str, directory: Path, threshold: float = 0.5, templa
     ScoringConfig(thresholds=[threshold] * len(LABELS), threshold_strategy="global",
                   template=TEMPLATES[template], max_length=max_length, base_model=f"tiny-{family}").save(directory)
     return directory
+
+
+def fake_run(path: Path, seed: int, template: str = "premise-stance-conclusion", folds: int = 3):
+    """A finished run's records without its models (a ``RunDir``): its config and random out-of-fold
+    probabilities for the example arguments, in their order, with fold ``row % folds``."""
+    import numpy as np
+
+    from argvalues.contract import ID_COLUMN, read_arguments
+    from trainer.config import TrainConfig
+    from trainer.run_dir import RunDir
+
+    run = RunDir(path)
+    run.path.mkdir(parents=True)
+    run.write_config(TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
+                                 output=str(path), template=template, seed=seed, resume=True))
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    probabilities = np.random.default_rng(seed).random((len(arguments), len(LABELS)), dtype=np.float32)
+    run.write_out_of_fold(arguments[ID_COLUMN], probabilities, np.arange(len(arguments)) % folds)
+    return run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
@@ -18,9 +18,10 @@ LOSSES = ("bce", "bce-pos-weight", "focal")
 POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
 AFTER_TRAINING = ("thresholds", "distill", "unlabelled")
-#: Files of a training run that other commands read (export --ensemble --join, distill).
-RUN_CONFIG_NAME = "run-config.json"
-OOF_PROBABILITIES_NAME = "oof-probabilities.tsv"
+#: The training choices a model directory records (argvalues.json "recipe").
+RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
+               "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds", "level1_labels",
+               "descriptions", "conclusions_fraction")
 #: What runs (and model directories) recorded before an option existed did.
 BEFORE_OPTIONS_EXISTED = {"pooling": "model", "level1_labels": [], "descriptions": None,
                           "conclusions_fraction": 1.0}
@@ -121,6 +122,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """The config a run recorded (``to_dict``); options it predates take what runs did before
+        they existed (:data:`BEFORE_OPTIONS_EXISTED`), keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**BEFORE_OPTIONS_EXISTED, **data}.items() if k in known})
+
+    def recipe(self) -> dict:
+        """The training choices a model directory records (argvalues.json "recipe")."""
+        return {key: self.to_dict()[key] for key in RECIPE_KEYS}
 
     def identity(self) -> dict:
         """What must match for ``--resume`` to continue a run: everything that shapes the trained

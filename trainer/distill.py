@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
-from argvalues.errors import ArgvaluesError, ModelDirError
+from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
-from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, RUN_CONFIG_NAME, TrainConfig, as_list
+from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig, as_list
+from trainer.run_dir import (BEST_NAME, CHECKPOINTS_NAME, VALIDATION_PROBABILITIES_NAME, CheckpointDir, RunDir,
+                             joined_thresholds, mean_out_of_fold)
 
 
 @dataclass
@@ -84,10 +86,8 @@ def check_teacher_runs(config: DistillConfig) -> None:
 
 def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
     """Arguments and the ensemble's probabilities for them (out of fold, plus the teacher's on unlabelled)."""
-    from export.ensemble import mean_out_of_fold
-
-    oof = mean_out_of_fold([Path(run) for run in config.runs])
-    paths = config.arguments or as_list(json.loads((Path(config.run) / RUN_CONFIG_NAME).read_text())["arguments"])
+    oof = mean_out_of_fold(config.runs)
+    paths = config.arguments or RunDir(config.run).config().arguments
     arguments = pd.concat([read_arguments(path) for path in paths], ignore_index=True)
     # The files a run recorded hold more arguments than it trained on after --limit or
     # --conclusions-fraction: the student learns those with out-of-fold targets.
@@ -117,44 +117,30 @@ def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.
 
 def fold_ensemble(runs: list[Path]) -> Callable[[pd.DataFrame], np.ndarray]:
     """The mean probability of every fold model of ``runs`` (what 'export --ensemble --join' exports),
-    in PyTorch: one model at a time, on the GPU when there is one."""
-    import torch
+    in PyTorch (on the GPU when there is one)."""
+    from trainer.evaluation import checkpoint_probabilities
 
-    from export.ensemble import fold_members
-    from trainer.data import ArgumentDataset, predict_probabilities
-    from trainer.modeling import load_classifier, load_tokenizer
-
-    scoring = ScoringConfig.load(runs[0] / "best")
-    checkpoints = [checkpoint for run in runs for _, checkpoint in fold_members(run)]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    def probabilities(arguments: pd.DataFrame) -> np.ndarray:
-        tokenizer = load_tokenizer(str(checkpoints[0]))
-        dataset = ArgumentDataset(arguments, scoring.template, tokenizer, scoring.max_length)
-        return np.mean([predict_probabilities(load_classifier(str(c)).to(device), dataset, tokenizer)
-                        for c in checkpoints], axis=0)
-
-    return probabilities
+    scoring = ScoringConfig.load(RunDir(runs[0]).best.path)
+    checkpoints = [fold.model for run in runs for fold in RunDir(run).finished_folds()]
+    return lambda arguments: checkpoint_probabilities(checkpoints, arguments, scoring)
 
 
 def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) -> dict:
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-    from trainer.cv import PARITY_SAMPLE_NAME, evaluate_checkpoint
     from trainer.data import ArgumentDataset
-    from trainer.modeling import load_classifier, load_tokenizer
+    from trainer.evaluation import evaluate_checkpoint
+    from trainer.modeling import load_classifier, load_tokenizer, save_checkpoint, training_arguments
 
     started = time.perf_counter()
-    run_scoring = ScoringConfig.load(Path(config.run) / "best")
+    run_best = RunDir(config.run).best
+    run_scoring = ScoringConfig.load(run_best.path)
     arguments, targets = soft_targets(config, log)
     thresholds, strategy = run_scoring.thresholds, run_scoring.threshold_strategy
     # With --join, the joined ensemble's own thresholds, as 'export --ensemble --join' chooses them;
     # chosen before training, so that unreadable training labels fail at once with nothing written.
     if config.join:
-        from export.ensemble import joined_thresholds
-
-        choice = joined_thresholds([Path(run) for run in config.runs], strategy)
+        choice = joined_thresholds(config.runs, strategy)
         thresholds, strategy = choice["thresholds"], choice["strategy"]
     validation = (read_labelled_arguments(config.validation_arguments, config.validation_labels)
                   if config.validation_arguments else None)
@@ -171,47 +157,34 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     model = load_classifier(config.model, pooling=pooling,
                             descriptions=read_value_descriptions(descriptions) if descriptions else None)
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs, learning_rate=config.lr,
-        lr_scheduler_type="linear", warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
-        per_device_train_batch_size=config.batch_size, eval_strategy="no", save_strategy="no",
-        group_by_length=True, bf16=bf16, fp16=cuda and not bf16, logging_strategy="epoch", report_to=[],
-        seed=config.seed, data_seed=config.seed, use_cpu=not cuda,
-    )
-    log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, {config.epochs} epoch(s)")
+    args = training_arguments(config, out / CHECKPOINTS_NAME, eval_strategy="no", save_strategy="no")
+    log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, "
+        f"{config.epochs} epoch(s)")
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
     output = trainer.train()
-    best = out / "best"
-    shutil.rmtree(best, ignore_errors=True)
-    trainer.save_model(str(best))
-    (best / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run records its config
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    best = CheckpointDir(out / BEST_NAME)
+    shutil.rmtree(best.path, ignore_errors=True)
+    save_checkpoint(trainer, best.path)
+    shutil.rmtree(out / CHECKPOINTS_NAME, ignore_errors=True)
     scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
                             template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
                             recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
                                     "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
                                     "seed": config.seed})
-    scoring.save(best)
-    for name in (PARITY_SAMPLE_NAME, "parity-labels.tsv"):
-        if (Path(config.run) / "best" / name).is_file():
-            shutil.copy2(Path(config.run) / "best" / name, best / name)
-    report = {"config": asdict(config), "rows": len(arguments), "train_seconds": round(output.metrics["train_runtime"], 1),
+    scoring.save(best.path)
+    best.copy_parity_sample_from(run_best)
+    report = {"config": asdict(config), "rows": len(arguments),
+              "train_seconds": round(output.metrics["train_runtime"], 1),
               "train_samples_per_second": output.metrics.get("train_samples_per_second")}
     if validation is not None:
-        from trainer.config import TrainConfig
-
-        eval_config = TrainConfig(arguments="", labels="", output=str(out))
-        report["validation"] = evaluate_checkpoint(best, scoring, *validation, tokenizer, eval_config,
-                                                   out / "validation-probabilities.tsv")
+        report["validation"] = evaluate_checkpoint(best.path, *validation, out / VALIDATION_PROBABILITIES_NAME,
+                                                   TrainConfig.eval_batch_size)
         log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the ensemble's thresholds")
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / "distill-report.json").write_text(json.dumps(report, indent=2, default=float))
-    (best / "cv-summary.json").write_text(json.dumps({"distilled_from": config.runs, "teacher": config.teacher,
-                                                      "validation": {k: v for k, v in report.get("validation", {}).items()
-                                                                     if k != "per_label"}}, indent=2, default=float))
-    log(f"wrote the student to {best}")
+    best.write_summary({"distilled_from": config.runs, "teacher": config.teacher,
+                        "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}})
+    log(f"wrote the student to {best.path}")
     return report

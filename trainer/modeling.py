@@ -1,4 +1,5 @@
-"""Loading base models and tokenizers: the packaged default, a local directory, or a hub id."""
+"""Base models and tokenizers (the packaged default, a local directory, or a hub id), the Trainer's
+arguments, and saving a trained checkpoint."""
 
 from __future__ import annotations
 
@@ -82,3 +83,39 @@ def _load_failure(model: str, error: Exception) -> str:
         f"cannot load model {model!r}: it is not a local directory, and the Hugging Face Hub did not "
         f"provide it (check the id, or the network / HF_HUB_OFFLINE)"
     )
+
+
+def training_arguments(config, output_dir: Path, **options):
+    """The Trainer's arguments for ``config`` (a ``TrainConfig`` or a ``DistillConfig``): a linear
+    schedule after warm-up, length-grouped batches, mixed precision on CUDA (bf16 where the GPU has
+    it, fp16 otherwise) and the CPU where there is no GPU; ``options`` add to them."""
+    import torch
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
+        lr_scheduler_type="linear",
+        warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        per_device_train_batch_size=config.batch_size,
+        group_by_length=True,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        logging_strategy="epoch",
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=not cuda,
+        **options,
+    )
+
+
+def save_checkpoint(trainer, directory: Path) -> None:
+    """The trained model and its tokenizer in ``directory`` (safetensors), without the Trainer's
+    pickled ``training_args.bin``: the run records its config."""
+    trainer.save_model(str(directory))
+    (directory / "training_args.bin").unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from argvalues.contract import LABELS
+from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, CV_REPORT_NAME
 
 SUMMARY_METRICS = [
     ("precision", "Official macro precision"),
@@ -111,5 +112,5 @@ def render_markdown(report: dict) -> str:
 
 
 def write_reports(report: dict, out: Path) -> None:
-    (out / "cv-report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "cv-report.md").write_text(render_markdown(report))
+    (out / CV_REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    (out / CV_REPORT_MARKDOWN_NAME).write_text(render_markdown(report))

@@ -1,4 +1,6 @@
-"""Faster variants of an exported model, made with Optimum and checked against PyTorch.
+"""Building the faster variants of an exported model with Optimum, each checked against PyTorch.
+
+(Which variants a model directory may hold and which one the scorer runs: :mod:`argvalues.variants`.)
 
 - ``optimized``: Optimum's ``ORTOptimizer`` at level O2 (attention, GELU and layer-norm fusions).
 - ``int8``: Optimum's ``ORTQuantizer``, dynamic int8 with per-channel weights, for the instruction
@@ -17,14 +19,18 @@ not picked by default.
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from argvalues.digest import sha256_of
 from argvalues.metrics import apply_thresholds, official_scores
-
+from argvalues.model_config import ScoringConfig
 from argvalues.variants import FP32, MAX_F1_DRIFT, VARIANT_FILES
+from trainer.run_dir import CheckpointDir
 
 
 def cpu_flags() -> set[str]:
@@ -97,3 +103,33 @@ def compare_with_pytorch(reference: np.ndarray, candidate: np.ndarray, threshold
     drift = result.get("f1_drift", 0.0 if not result["label_flips"] else 1.0)
     result["default_ok"] = bool(drift <= MAX_F1_DRIFT)
     return result
+
+
+def build_variants(names: list[str], checkpoint: CheckpointDir, staging: Path, arguments: pd.DataFrame,
+                   torch_probabilities: np.ndarray, log: Callable[[str], None]) -> dict:
+    """Make each requested variant in ``staging`` and check it against PyTorch fp32 on the parity sample."""
+    from scorer.model import ScoringModel, cuda_usable
+
+    thresholds = np.asarray(ScoringConfig.load(staging).thresholds, dtype=np.float32)
+    truth = checkpoint.parity_truth(arguments)
+    results = {}
+    for name in names:
+        started = time.perf_counter()
+        info = MAKERS[name](staging)
+        info["file"] = VARIANT_FILES[name]
+        device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
+        try:
+            probabilities = ScoringModel(staging, device=device, variant=name).probabilities(arguments, batch_size=16)
+            info.update(checked_on=device, rows=len(arguments),
+                        **compare_with_pytorch(torch_probabilities, probabilities, thresholds, truth))
+        except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
+            info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
+        info["sha256"] = sha256_of(staging / info["file"])
+        info["bytes"] = (staging / info["file"]).stat().st_size
+        info["seconds"] = round(time.perf_counter() - started, 1)
+        results[name] = info
+        drift = f", official F1 {info['f1']:.4f} vs PyTorch {info['f1_pytorch']:.4f}" if "f1" in info else ""
+        log(f"variant {name}: " + (f"largest difference {info['max_abs_difference']:.1e}{drift}, "
+                                   f"{'picked by default' if info['default_ok'] else 'NOT picked by default'}"
+                                   if info.get("checked_on") else f"not checked here ({info['check_error']})"))
+    return results

@@ -1,0 +1,174 @@
+"""The model card (``README.md``) ``argvalues export`` writes into a model directory.
+
+Everything in it comes from records the directory or its run already hold: the scoring config
+(labels, thresholds, template, base model, recipe), the manifest (cross-validation summary, parity
+and variant checks, ensemble members, library versions) and, when the run is at hand, its config
+and report (the training file and its size).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from argvalues.contract import LABELS
+from argvalues.model_config import ScoringConfig
+from argvalues.variants import PREFERENCE
+from trainer.config import as_list
+from trainer.run_dir import CV_REPORT_NAME, RunDir
+
+MODEL_CARD_NAME = "README.md"
+DATASET = ("Touché23-ValueEval (Kiesel et al., 2023: \"SemEval-2023 Task 4: ValueEval: Identification of Human "
+           "Values behind Arguments\"; Zenodo record 8248658), licensed CC BY 4.0")
+INTENDED_USE = (
+    "Finding which of the 20 value categories of Schwartz's refined theory, as used in SemEval-2023 Task 4, an "
+    "argument draws on (an argument: a conclusion, the stance towards it, a premise), to analyse or filter "
+    "collections of arguments in the aggregate.",
+    "The training arguments are English arguments from debate portals and similar sources (the Touché23-ValueEval "
+    "main corpus). Other languages, genres (social media, news, speech transcripts), text that is not an argument, "
+    "and arguments much longer than the max length (they are truncated) are outside what it was trained and "
+    "checked on; expect lower and unmeasured quality there.",
+    "Labels are subjective annotations by crowd workers; even the best systems of the shared task reach an official "
+    "F1 of about 0.56 on its test set. Single predictions are often wrong: do not use them to judge or profile "
+    "people, or for decisions about individuals.",
+)
+
+
+def write_model_card(model_dir: Path, manifest: dict, run: RunDir | None) -> Path:
+    """Write ``model_dir/README.md`` from the directory's scoring config, ``manifest`` and ``run``."""
+    path = model_dir / MODEL_CARD_NAME
+    path.write_text(render_model_card(ScoringConfig.load(model_dir), manifest, training_data(manifest, run)))
+    return path
+
+
+def training_data(manifest: dict, run: RunDir | None) -> dict | None:
+    """The training file and its size, from the run (or, for a student, the run it was distilled from)."""
+    distilled_from = (manifest.get("cv") or {}).get("distilled_from")
+    source = run or (RunDir(distilled_from[0]) if distilled_from else None)
+    if source is None or not source.config_path.is_file():
+        return None
+    config = source.config()
+    data = {"arguments": config.arguments, "labels": config.labels, "limit": config.limit}
+    report = source.path / CV_REPORT_NAME
+    if report.is_file():
+        data.update(json.loads(report.read_text()).get("data", {}))
+    return data
+
+
+def render_model_card(scoring: ScoringConfig, manifest: dict, training: dict | None) -> str:
+    sections = [_overview(scoring, manifest), _model(scoring, manifest), _data(training), _recipe(scoring),
+                _metrics(manifest.get("cv")), _thresholds(scoring, manifest), _variants(manifest),
+                ["## Intended use and limits", "", *[f"- {line}" for line in INTENDED_USE]]]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+def _overview(scoring: ScoringConfig, manifest: dict) -> list[str]:
+    return [
+        "# argvalues model: the human values behind arguments",
+        "",
+        f"Labels an argument with the {len(scoring.labels)} value categories of SemEval-2023 Task 4 "
+        f"(Touché23-ValueEval). Exported by argvalues {manifest['versions'].get('argvalues', '?')} on "
+        f"{manifest['created']}. Score a TSV of arguments with `score --model THIS_DIRECTORY FILE.tsv` "
+        "(ONNX Runtime, no PyTorch); `manifest.json` holds every check behind this card.",
+    ]
+
+
+def _model(scoring: ScoringConfig, manifest: dict) -> list[str]:
+    ensemble, cv = manifest.get("ensemble"), manifest.get("cv") or {}
+    if ensemble:
+        kind = (f"an ensemble of {len(ensemble['members'])} fold models from {len(ensemble['runs'])} run(s), "
+                f"outputting the {ensemble['combine']}")
+    elif cv.get("distilled_from"):
+        kind = f"one student model distilled from the fold ensemble of {', '.join(cv['distilled_from'])}"
+    else:
+        kind = "one fine-tuned checkpoint" + (f" (fold {cv['best']['fold']}, the run's best)" if "best" in cv else "")
+    template = scoring.template
+    pair = f", paired with `{template.text_pair}`" if template.text_pair else ""
+    return [
+        "## Model",
+        "",
+        f"- Base model: `{scoring.base_model or 'not recorded'}`, "
+        f"pooling {scoring.recipe.get('pooling', 'not recorded')}",
+        f"- What this directory holds: {kind}",
+        f"- Input: `{template.text}`{pair}, at most {scoring.max_length} tokens",
+        f"- Output: a probability for each of the {len(scoring.labels)} labels; a label is predicted at or above "
+        "its threshold (below)",
+        f"- ONNX model `{manifest['onnx']['file']}`, sha256 `{manifest['onnx']['sha256']}`",
+    ]
+
+
+def _data(training: dict | None) -> list[str]:
+    lines = ["## Training data", "", f"The label scheme and training arguments of {DATASET}."]
+    if training is None:
+        return lines + ["", "The training file was not recorded with this checkpoint."]
+    size = (f": {training['rows']} arguments on {training['conclusions']} conclusions" if "rows" in training else "")
+    limit = f" (its first {training['limit']} arguments)" if training.get("limit") else ""
+    files = lambda key: " + ".join(f"`{Path(path).name}`" for path in as_list(training[key]))  # noqa: E731
+    return lines + ["", f"Trained on {files('arguments')}{limit}{size}, labels {files('labels')}."]
+
+
+def _recipe(scoring: ScoringConfig) -> list[str]:
+    if not scoring.recipe:
+        return ["## Recipe", "", "Not recorded with this checkpoint."]
+    rows = [f"| {key} | {value} |" for key, value in scoring.recipe.items()]
+    return ["## Recipe", "", "| setting | value |", "| --- | --- |", *rows]
+
+
+def _metrics(cv: dict | None) -> list[str]:
+    lines = ["## Metrics", "", "Official ValueEval scores (macro precision and recall over the labels, F1 their "
+             "harmonic mean), at this model's thresholds."]
+    if not cv:
+        return lines + ["", "No cross-validation or validation scores were recorded with this checkpoint."]
+    chosen = (cv.get("summary") or {}).get("at_chosen_thresholds")
+    if chosen:
+        lines += ["", "Cross-validation grouped by conclusion (mean ± std over folds, each fold scored on its "
+                      "held-out conclusions):", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {name} | {chosen[key]['mean']:.4f} ± {chosen[key]['std']:.4f} |"
+                  for key, name in (("f1", "official F1"), ("precision", "macro precision"),
+                                    ("recall", "macro recall"))]
+    if "best" in cv:
+        lines += ["", f"Best fold: {cv['best']['fold']} (epoch {cv['best']['epoch']}, official F1 "
+                      f"{cv['best']['f1']:.4f} on its held-out arguments)."]
+    validation = cv.get("validation")
+    if validation:
+        lines += ["", f"Validation set ({validation['rows']} arguments): official F1 **{validation['f1']:.4f}** "
+                      f"(precision {validation['precision']:.4f}, recall {validation['recall']:.4f})."]
+    return lines
+
+
+def _thresholds(scoring: ScoringConfig, manifest: dict) -> list[str]:
+    ensemble, cv = manifest.get("ensemble"), manifest.get("cv") or {}
+    if ensemble:
+        chosen = f", chosen on {ensemble['thresholds_from']}"
+    elif cv.get("distilled_from"):
+        chosen = ", those of the ensemble it was distilled from (chosen on out-of-fold predictions)"
+    elif "thresholds" in cv:
+        chosen = ", chosen on the run's out-of-fold predictions"
+    else:
+        chosen = ""
+    lines = ["## Thresholds", "", f"Strategy: {scoring.threshold_strategy}{chosen}."]
+    if len(set(scoring.thresholds)) == 1:
+        return lines + ["", f"One threshold for every label: {scoring.thresholds[0]:.2f}."]
+    return lines + ["", "| label | threshold |", "| --- | --- |",
+                    *[f"| {label} | {threshold:.2f} |" for label, threshold in zip(LABELS, scoring.thresholds)]]
+
+
+def _variants(manifest: dict) -> list[str]:
+    parity = manifest["parity"]
+    lines = ["## Variants and their checks", "",
+             "Each variant was scored with the scorer's own code on held-out arguments and compared with PyTorch "
+             "fp32. `score` prefers, on the CPU, " + ", then ".join(PREFERENCE["cpu"]) + "; on CUDA, "
+             + ", then ".join(PREFERENCE["cuda"]) + "; but it picks a variant by default only if its official F1 "
+             "on those arguments moved by at most 0.005.", "",
+             "| variant | file | largest probability difference | official F1 drift | may be picked by default |",
+             "| --- | --- | --- | --- | --- |",
+             f"| fp32 | {manifest['onnx']['file']} | {parity['max_abs_difference']:.1e} on {parity['rows']} arguments "
+             "| - | yes (the reference) |"]
+    for name, info in (manifest.get("variants") or {}).items():
+        if info.get("checked_on"):
+            drift = f"{info['f1_drift']:.4f}" if "f1_drift" in info else "-"
+            lines.append(f"| {name} | {info['file']} | {info['max_abs_difference']:.1e} | {drift} | "
+                         f"{'yes' if info['default_ok'] else 'no'} |")
+        else:
+            lines.append(f"| {name} | {info['file']} | not checked here ({info['check_error']}) | - | no |")
+    return lines
