@@ -72,7 +72,7 @@ class TrainConfig:
     conclusions_fraction: float = 1.0
     # After the folds, distil the fold ensemble into one student (OUTPUT/student/best), which
     # 'argvalues export OUTPUT' then exports; --unlabelled arguments are labelled by the fold models.
-    distill: bool = False
+    distill: bool = True
     unlabelled: list[str] = field(default_factory=list)
     resume: bool = False
 
