@@ -169,3 +169,15 @@ def test_lever_options_are_checked():
     with pytest.raises(ArgvaluesError, match="--conclusions-fraction"):
         TrainConfig(arguments="a", labels="l", output="o", conclusions_fraction=0)
     assert TrainConfig(arguments="a", labels="l", output="o").arguments == ["a"]  # runs recorded one path
+
+
+def test_unreadable_lever_files_fail_before_anything_is_written(tmp_path):
+    base = make_base_model("bert", tmp_path / "base")
+    common = dict(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"), model=str(base),
+                  folds=2, epochs=1, output=str(tmp_path / "run"))
+    (tmp_path / "values.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="cannot read value descriptions"):
+        run_cross_validation(TrainConfig(descriptions=str(tmp_path / "values.json"), **common), log=lambda _: None)
+    with pytest.raises(DataError, match="cannot read level-1 labels"):
+        run_cross_validation(TrainConfig(level1_labels=[str(tmp_path / "missing.tsv")], **common), log=lambda _: None)
+    assert not (tmp_path / "run").exists()

@@ -61,6 +61,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     started = time.perf_counter()
     arguments, targets, validation = _read_data(config)
     learned = _with_level1(config, arguments, targets)
+    head_options(config)  # unreadable value descriptions fail here, before anything is written
     tokenizer = load_tokenizer(config.model)
     data = TrainingData(arguments, targets, _assign_folds(config, arguments, targets), validation, learned)
     run = _prepare_run_dir(config, log)  # only once inputs, model and folds are known to be good
