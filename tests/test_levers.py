@@ -137,6 +137,7 @@ def test_train_distils_its_student_and_export_takes_it(lever_run):
     root, config, report, messages = lever_run
     student = root / "run" / "student" / "best"
     assert report["student"]["rows"] == 60 + len(read_arguments(EXAMPLES / "to-score.tsv"))
+    assert json.loads((root / "run" / "cv-report.json").read_text())["student"]["rows"] == report["student"]["rows"]
     assert any("unlabelled arguments from" in m for m in messages)
     recipe = json.loads((student / "argvalues.json").read_text())["recipe"]
     assert recipe["descriptions"] == config.descriptions  # the student reads the descriptions too

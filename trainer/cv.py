@@ -95,6 +95,7 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     log(f"wrote {run.path / CV_REPORT_MARKDOWN_NAME} and the best checkpoint to {run.best.path}")
     if config.distill:
         report["student"] = distill_run(config, run, log)
+        write_reports(report, run.path)  # cv-report.json records the student too
     return report
 
 
