@@ -12,7 +12,7 @@ validation=(--validation-arguments "$DATA/arguments-validation.tsv" --validation
 for seed in 42 43; do
     [[ -f $RUNS/seed$seed/cv-report.json ]] && continue
     "$BIN/argvalues" train --arguments "$DATA/arguments-training.tsv" --labels "$DATA/labels-training.tsv" \
-        "${validation[@]}" --folds 5 --seed $seed --output "$RUNS/seed$seed"
+        "${validation[@]}" --folds 5 --seed $seed --no-distill --output "$RUNS/seed$seed"
 done
 "$BIN/argvalues" export "$RUNS/seed42" --ensemble --join "$RUNS/seed43" --output "$RUNS/joined-ensemble"
 "$BIN/score" --model "$RUNS/joined-ensemble" "$DATA/arguments-validation.tsv" -o "$RUNS/joined-validation-scores.tsv"

@@ -14,6 +14,7 @@ from pathlib import Path
 from argvalues.contract import LABELS
 from argvalues.model_config import ScoringConfig
 from argvalues.variants import PREFERENCE
+from trainer.config import as_list
 from trainer.run_dir import CV_REPORT_NAME, RunDir
 
 MODEL_CARD_NAME = "README.md"
@@ -102,8 +103,8 @@ def _data(training: dict | None) -> list[str]:
         return lines + ["", "The training file was not recorded with this checkpoint."]
     size = (f": {training['rows']} arguments on {training['conclusions']} conclusions" if "rows" in training else "")
     limit = f" (its first {training['limit']} arguments)" if training.get("limit") else ""
-    return lines + ["", f"Trained on `{Path(training['arguments']).name}`{limit}{size}, labels "
-                        f"`{Path(training['labels']).name}`."]
+    files = lambda key: " + ".join(f"`{Path(path).name}`" for path in as_list(training[key]))  # noqa: E731
+    return lines + ["", f"Trained on {files('arguments')}{limit}{size}, labels {files('labels')}."]
 
 
 def _recipe(scoring: ScoringConfig) -> list[str]:

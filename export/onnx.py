@@ -73,14 +73,15 @@ class ExportOptions:
 
 
 def resolve_checkpoint(source: str | Path) -> tuple[CheckpointDir, RunDir | None]:
-    """The checkpoint to export from a run directory (its ``best/``) or a checkpoint directory, and
-    the run it belongs to (None for a checkpoint outside a finished run)."""
+    """The checkpoint to export from a run directory (its distilled student, ``student/best``, when
+    the run made one, else its ``best/``) or a checkpoint directory, and the run it belongs to (None
+    for a checkpoint outside a finished run)."""
     source = Path(source)
     if not source.exists():
         raise ModelDirError(f"{source}: no such run or checkpoint directory")
     run = RunDir(source)
     if run.best.has_scoring_config():
-        return run.best, run
+        return (run.student if run.student.has_scoring_config() else run.best), run
     if CheckpointDir(source).has_scoring_config():
         return CheckpointDir(source), RunDir.of_checkpoint(source)
     raise ModelDirError(

@@ -20,7 +20,6 @@ def scoring(recipe: dict) -> ScoringConfig:
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(unlabelled=["more.tsv"]), "--unlabelled needs --teacher"),
     (dict(epochs=0), "--epochs and --batch-size must be at least 1"),
     (dict(lr=1.0), r"--lr in \(0, 1\)"),
     (dict(validation_arguments="v.tsv"), "go together"),

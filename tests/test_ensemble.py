@@ -100,12 +100,20 @@ def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path
     assert manifest["parity"]["max_abs_difference"] < 1e-4
 
 
-def test_unlabelled_arguments_need_a_teacher():
-    from argvalues.errors import ArgvaluesError
-    from trainer.distill import DistillConfig
+def test_without_a_teacher_the_fold_models_label_the_unlabelled_arguments(tiny_run):
+    from argvalues.model_config import ScoringConfig
+    from trainer.distill import DistillConfig, soft_targets
+    from trainer.evaluation import checkpoint_probabilities
+    from trainer.run_dir import RunDir
 
-    with pytest.raises(ArgvaluesError, match="--unlabelled needs --teacher"):
-        DistillConfig(run="r", arguments="a", output="o", unlabelled=["u.tsv"])
+    more = EXAMPLES / "to-score.tsv"
+    config = DistillConfig(run=str(tiny_run), arguments=[], output="unused", unlabelled=[str(more)])
+    arguments, targets = soft_targets(config, log=lambda _: None)
+    extra = read_arguments(more)
+    assert len(arguments) == 60 + len(extra)  # the run's own arguments (from its records), then the unlabelled
+    folds = [fold.model for fold in RunDir(tiny_run).finished_folds()]
+    scoring = ScoringConfig.load(tiny_run / "best")
+    np.testing.assert_allclose(targets[60:], checkpoint_probabilities(folds, extra, scoring), atol=1e-6)
 
 
 @pytest.fixture(scope="module")

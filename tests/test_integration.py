@@ -31,6 +31,7 @@ def pipeline(data_dir, tmp_path_factory):
         "--output", str(root / "run"),
     ], catch_exceptions=False)
     assert train.exit_code == 0, train.output
+    # export RUN exports the run's student (train makes one by default)
     export = runner.invoke(main, ["export", str(root / "run"), "--output", str(root / "model")], catch_exceptions=False)
     assert export.exit_code == 0, export.output
     return root, validation_arguments, validation_labels
@@ -42,11 +43,11 @@ def test_onnx_probabilities_match_pytorch(pipeline):
                                        str(validation_arguments), "-o", str(root / "probabilities.tsv")])
     assert result.exit_code == 0, result.output
     onnx = pd.read_csv(root / "probabilities.tsv", sep="\t")
-    torch = pd.read_csv(root / "run" / "validation-probabilities.tsv", sep="\t")
+    torch = pd.read_csv(root / "run" / "student" / "validation-probabilities.tsv", sep="\t")
     assert onnx["Argument ID"].tolist() == torch["Argument ID"].tolist()
     np.testing.assert_allclose(onnx[LABELS].to_numpy(), torch[LABELS].to_numpy(), atol=1e-4)
     manifest = json.loads((root / "model" / "manifest.json").read_text())
-    sample_rows = len(pd.read_csv(root / "run" / "best" / "parity-sample.tsv", sep="\t"))
+    sample_rows = len(pd.read_csv(root / "run" / "student" / "best" / "parity-sample.tsv", sep="\t"))
     assert manifest["parity"]["rows"] == sample_rows > 50 and manifest["parity"]["max_abs_difference"] < 1e-4
 
 
@@ -61,7 +62,8 @@ def test_exported_model_scores_validation_as_the_trainer_did(pipeline):
         evaluated = runner.invoke(main, ["evaluate", "--json", str(root / f"scores-{variant}.tsv"),
                                          str(validation_labels)])
         f1[variant] = json.loads(evaluated.stdout)["f1"]
-    trainer_f1 = json.loads((root / "run" / "cv-report.json").read_text())["validation"]["f1"]
+    # export RUN takes the run's student
+    trainer_f1 = json.loads((root / "run" / "cv-report.json").read_text())["student"]["validation"]["f1"]
     assert round(f1["fp32"], 3) == round(trainer_f1, 3)
     assert abs(f1["auto"] - f1["fp32"]) <= 0.01  # 300 rows: the export's own check rests on more
     assert f1["fp32"] > 0.15  # one short epoch on 400 arguments: far from good, but learned something

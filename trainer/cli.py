@@ -10,13 +10,16 @@ from argvalues.metrics import THRESHOLD_STRATEGIES
 from trainer.config import DEFAULT_MODEL, LOSSES, POOLINGS, TrainConfig
 from trainer.distill import DistillConfig
 
-DEFAULTS = TrainConfig(arguments="", labels="", output="")
-DISTILL_DEFAULTS = DistillConfig(run="", arguments="", output="")
+DEFAULTS = TrainConfig(arguments=[], labels=[], output="")
+DISTILL_DEFAULTS = DistillConfig(run="", arguments=[], output="")
 
 
 @click.command(cls=Command)
-@click.option("--arguments", required=True, type=click.Path(dir_okay=False), help="arguments-training.tsv")
-@click.option("--labels", required=True, type=click.Path(dir_okay=False), help="labels-training.tsv")
+@click.option("--arguments", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="arguments-training.tsv; repeat with --labels to train on several pairs (e.g. training and "
+                   "validation) as one set, folds grouped by conclusion over all of them.")
+@click.option("--labels", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="labels-training.tsv; one per --arguments, in the same order.")
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
 @click.option("--validation-labels", type=click.Path(dir_okay=False), help="Official validation labels.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
@@ -47,6 +50,19 @@ DISTILL_DEFAULTS = DistillConfig(run="", arguments="", output="")
                    "or auto (whichever cross-fits better). Per-label thresholds fit one model's out-of-fold "
                    "predictions closely and carry over badly to new data, ensembles and students. A finished "
                    "run can be resumed (--resume) with another strategy, without training again.")
+@click.option("--level1-labels", multiple=True, type=click.Path(dir_okay=False),
+              help="Level-1 value labels (level1-labels-*.tsv), one per --arguments: a second head learns them "
+                   "beside the categories (losses summed); the exported model outputs the categories only.")
+@click.option("--descriptions", type=click.Path(dir_okay=False), metavar="VALUE_CATEGORIES_JSON",
+              help="value-categories.json: the head also reads the argument's cosine similarity to each value's "
+                   "example phrasings, embedded once by the base model.")
+@click.option("--conclusions-fraction", type=float, default=DEFAULTS.conclusions_fraction, show_default=True,
+              help="Train on this share of the conclusions (drawn by --seed; for learning curves).")
+@click.option("--distill/--no-distill", default=DEFAULTS.distill, show_default=True,
+              help="After the folds, distil their ensemble into one student, OUTPUT/student/best: what "
+                   "'argvalues export OUTPUT' then exports (the best single model; see the README).")
+@click.option("--unlabelled", multiple=True, type=click.Path(dir_okay=False),
+              help="With --distill: unlabelled argument TSVs the fold ensemble labels for the student (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N training arguments.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in OUTPUT: finished folds are kept, the fold in progress goes on "
@@ -65,15 +81,19 @@ def train(**options):
     """
     from trainer.cv import run_cross_validation
 
+    for name in ("arguments", "labels", "level1_labels", "unlabelled"):
+        options[name] = list(options[name])
     run_cross_validation(TrainConfig(**options), log=log)
 
 
 @click.command(cls=Command)
 @click.option("--run", required=True, type=click.Path(file_okay=False), help="A finished 'argvalues train' run.")
-@click.option("--arguments", required=True, type=click.Path(dir_okay=False),
-              help="That run's training arguments (their out-of-fold probabilities are the targets).")
+@click.option("--arguments", multiple=True, type=click.Path(dir_okay=False),
+              help="That run's training arguments (their out-of-fold probabilities are the targets); default: "
+                   "the files the run recorded. Repeatable.")
 @click.option("--teacher", type=click.Path(file_okay=False),
-              help="The run exported with 'argvalues export --ensemble': labels the --unlabelled arguments.")
+              help="The run exported with 'argvalues export --ensemble': labels the --unlabelled arguments "
+                   "(default: the runs' fold models in PyTorch).")
 @click.option("--join", multiple=True, type=click.Path(file_okay=False), metavar="RUN",
               help="Runs the teacher joined with 'export --ensemble --join': their out-of-fold probabilities "
                    "are averaged with --run's, and the student takes the joined thresholds. Repeatable.")
@@ -100,5 +120,6 @@ def distill(**options):
     """
     from trainer.distill import run_distillation
 
-    options["unlabelled"], options["join"] = list(options["unlabelled"]), list(options["join"])
+    for name in ("arguments", "unlabelled", "join"):
+        options[name] = list(options[name])
     run_distillation(DistillConfig(**options), log=log)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
@@ -17,18 +17,29 @@ LOSSES = ("bce", "bce-pos-weight", "focal")
 #: mean: the mean of the last hidden states over the real tokens (trainer/pooling.py).
 POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
-AFTER_TRAINING = ("thresholds",)
+AFTER_TRAINING = ("thresholds", "distill", "unlabelled")
 #: The training choices a model directory records (argvalues.json "recipe").
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
-               "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds")
+               "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds", "level1_labels",
+               "descriptions", "conclusions_fraction")
 #: What runs (and model directories) recorded before an option existed did.
-BEFORE_OPTIONS_EXISTED = {"pooling": "model"}
+BEFORE_OPTIONS_EXISTED = {"pooling": "model", "level1_labels": [], "descriptions": None,
+                          "conclusions_fraction": 1.0}
+
+
+def as_list(value) -> list[str]:
+    """Paths given as one string (as runs recorded them before several were allowed) or as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 @dataclass
 class TrainConfig:
-    arguments: str
-    labels: str
+    # One or more argument/label file pairs (e.g. training and validation), trained on as one set:
+    # folds are grouped by conclusion over all of them. A single path is taken as a one-item list.
+    arguments: list[str]
+    labels: list[str]
     output: str
     validation_arguments: str | None = None
     validation_labels: str | None = None
@@ -51,10 +62,33 @@ class TrainConfig:
     pooling: str = "mean"
     early_stopping: int | None = None
     thresholds: str = "global"
+    # Level-1 values (54) as an auxiliary task: one level1-labels TSV per argument file, a second
+    # head beside the 20-way one, the two losses summed; only the 20 category outputs are exported.
+    level1_labels: list[str] = field(default_factory=list)
+    # value-categories.json: the head also reads the cosine similarity of the argument's embedding
+    # to each of the values' example phrasings (embedded once by the base model).
+    descriptions: str | None = None
+    # Share of the conclusions (and their arguments) to train on: learning curves.
+    conclusions_fraction: float = 1.0
+    # After the folds, distil the fold ensemble into one student (OUTPUT/student/best), which
+    # 'argvalues export OUTPUT' then exports; --unlabelled arguments are labelled by the fold models.
+    distill: bool = True
+    unlabelled: list[str] = field(default_factory=list)
     resume: bool = False
 
     def __post_init__(self) -> None:
+        self.arguments, self.labels = as_list(self.arguments), as_list(self.labels)
+        self.level1_labels, self.unlabelled = as_list(self.level1_labels), as_list(self.unlabelled)
         problems = []
+        if len(self.arguments) != len(self.labels):
+            problems.append(f"--arguments and --labels go in pairs: got {len(self.arguments)} and {len(self.labels)}")
+        if self.level1_labels and len(self.level1_labels) != len(self.arguments):
+            problems.append(f"--level1-labels needs one file per --arguments file: got {len(self.level1_labels)} "
+                            f"for {len(self.arguments)}")
+        if (self.level1_labels or self.descriptions) and self.pooling != "mean":
+            problems.append("--level1-labels and --descriptions need --pooling mean")
+        if not 0 < self.conclusions_fraction <= 1:
+            problems.append(f"--conclusions-fraction must lie in (0, 1], got {self.conclusions_fraction}")
         if self.folds < 1:
             problems.append(f"--folds must be at least 1, got {self.folds}")
         if self.epochs < 1:

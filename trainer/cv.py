@@ -27,7 +27,8 @@ from trainer.evaluation import evaluate_checkpoint
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer, save_checkpoint, training_arguments
 from trainer.report import summarise_folds, write_reports
-from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, PARITY_SAMPLE_ROWS, FoldDir, RunDir
+from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, PARITY_SAMPLE_ROWS, STUDENT_NAME, FoldDir, RunDir
+from trainer.training_data import keep_conclusions, read_level1_labels, read_training_pairs, read_value_descriptions
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -41,12 +42,14 @@ def fold_callbacks(fold: int) -> list:
 
 @dataclass
 class TrainingData:
-    """The labelled training arguments, the fold that holds out each one, and the validation set."""
+    """The labelled training arguments, the fold that holds out each one, and the validation set;
+    ``learned``: what the model learns, the category targets followed by any level-1 targets."""
 
     arguments: pd.DataFrame
     targets: np.ndarray
     fold_of_row: np.ndarray
     validation: tuple[pd.DataFrame, np.ndarray] | None
+    learned: np.ndarray
 
     @property
     def groups(self) -> pd.Series:
@@ -57,8 +60,10 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     """Run the whole cross-validation described by ``config``; returns the report dict."""
     started = time.perf_counter()
     arguments, targets, validation = _read_data(config)
+    learned = _with_level1(config, arguments, targets)
+    head_options(config)  # unreadable value descriptions fail here, before anything is written
     tokenizer = load_tokenizer(config.model)
-    data = TrainingData(arguments, targets, _assign_folds(config, arguments, targets), validation)
+    data = TrainingData(arguments, targets, _assign_folds(config, arguments, targets), validation, learned)
     run = _prepare_run_dir(config, log)  # only once inputs, model and folds are known to be good
     log(f"{len(arguments)} arguments on {data.groups.nunique()} conclusions; "
         f"{config.folds} fold(s) grouped by conclusion: " +
@@ -88,25 +93,75 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     run.best.write_summary({"best": report["best"], "summary": report["summary"], "thresholds": threshold_choice,
                             "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}})
     log(f"wrote {run.path / CV_REPORT_MARKDOWN_NAME} and the best checkpoint to {run.best.path}")
+    if config.distill:
+        report["student"] = distill_run(config, run, log)
+        write_reports(report, run.path)  # cv-report.json records the student too
     return report
 
 
+def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = print) -> dict:
+    """The run's fold ensemble distilled into one student, ``student/best`` ('argvalues export RUN'
+    takes it); with ``--resume`` a finished student is kept, with the run's (maybe re-chosen) thresholds."""
+    from trainer.distill import DistillConfig, run_distillation
+
+    student = run.path / STUDENT_NAME
+    report_path = student / "distill-report.json"
+    if config.resume and report_path.is_file() and run.student.has_scoring_config():
+        # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
+        run_scoring, student_scoring = ScoringConfig.load(run.best.path), ScoringConfig.load(run.student.path)
+        student_scoring.thresholds = run_scoring.thresholds
+        student_scoring.threshold_strategy = run_scoring.threshold_strategy
+        student_scoring.save(run.student.path)
+        log(f"student: already done, kept ({run.student.path}), with the run's {run_scoring.threshold_strategy} "
+            "thresholds")
+        return json.loads(report_path.read_text())
+    # No --arguments: the student takes the arguments the run trained on (after --limit and
+    # --conclusions-fraction), each with its out-of-fold probabilities as targets.
+    return run_distillation(DistillConfig(
+        run=str(run.path), arguments=[], output=str(student), unlabelled=config.unlabelled,
+        validation_arguments=config.validation_arguments, validation_labels=config.validation_labels,
+        model=config.model, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed), log=log)
+
+
+def head_options(config: TrainConfig) -> dict:
+    """What the model needs besides the categories: level-1 names, value phrasings (trainer.pooling)."""
+    options = {}
+    if config.level1_labels:
+        options["level1_labels"] = read_level1_labels(config.level1_labels[:1], pd.Series([], dtype=str))[0]
+    if config.descriptions:
+        options["descriptions"] = read_value_descriptions(config.descriptions)
+    return options
+
+
 def _read_data(config: TrainConfig) -> tuple[pd.DataFrame, np.ndarray, tuple[pd.DataFrame, np.ndarray] | None]:
-    """The training arguments and labels (the first ``--limit`` of them), and the validation set."""
-    arguments, targets = read_labelled_arguments(config.arguments, config.labels)
+    """The training arguments and labels of every pair (the first ``--limit`` of them, those of the
+    ``--conclusions-fraction`` drawn), and the validation set."""
+    arguments, targets = read_training_pairs(config.arguments, config.labels)
     if config.limit:
         arguments, targets = arguments.iloc[: config.limit].reset_index(drop=True), targets[: config.limit]
+    if config.conclusions_fraction < 1:
+        kept = keep_conclusions(arguments, config.conclusions_fraction, config.seed)
+        arguments, targets = arguments[kept].reset_index(drop=True), targets[kept]
     validation = None
     if config.validation_arguments:
         validation = read_labelled_arguments(config.validation_arguments, config.validation_labels)
     return arguments, targets, validation
 
 
+def _with_level1(config: TrainConfig, arguments: pd.DataFrame, targets: np.ndarray) -> np.ndarray:
+    """The category targets, followed by the level-1 ones when they are an auxiliary task."""
+    if not config.level1_labels:
+        return targets
+    _, level1 = read_level1_labels(config.level1_labels, arguments[ID_COLUMN])
+    return np.concatenate([targets, level1], axis=1)
+
+
 def _assign_folds(config: TrainConfig, arguments: pd.DataFrame, targets: np.ndarray) -> np.ndarray:
     try:
         return grouped_folds(arguments[CONCLUSION], targets, config.folds, config.seed)
     except ValueError as error:
-        raise DataError(f"{config.arguments}: {error}") from None
+        raise DataError(f"{', '.join(config.arguments)}: {error}") from None
 
 
 def _held_folds(config: TrainConfig) -> list[int]:
@@ -153,9 +208,9 @@ def _train_folds(config: TrainConfig, data: TrainingData, tokenizer, run: RunDir
         else:
             template = TEMPLATES[config.template]
             train_set = ArgumentDataset(data.arguments[train_rows], template, tokenizer, config.max_length,
-                                        data.targets[train_rows])
+                                        data.learned[train_rows])
             eval_set = ArgumentDataset(data.arguments[eval_rows], template, tokenizer, config.max_length,
-                                       data.targets[eval_rows])
+                                       data.learned[eval_rows])
             record, probabilities = train_fold(config, fold, train_set, eval_set, tokenizer, fold_dir, log)
             fold_dir.save_finished(record, probabilities)
         oof[eval_rows] = probabilities
@@ -241,7 +296,7 @@ def _epoch_metrics(epochs: list[dict]) -> Callable:
 
     def compute_metrics(eval_pred) -> dict:
         probabilities = _sigmoid(np.asarray(eval_pred.predictions, dtype=np.float64))
-        truth = np.asarray(eval_pred.label_ids)
+        truth = np.asarray(eval_pred.label_ids)[:, :len(LABELS)]  # level-1 targets, if any, follow
         threshold, f1_tuned = tune_global_threshold(truth, probabilities)
         at_half = full_metrics(truth, probabilities, 0.5)
         epochs.append({"epoch": len(epochs) + 1, "at_0.5": at_half,
@@ -284,7 +339,7 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
         shutil.rmtree(fold_dir.path, ignore_errors=True)
     fold_dir.path.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed + fold)
-    model = load_classifier(config.model, pooling=config.pooling)
+    model = load_classifier(config.model, pooling=config.pooling, **head_options(config))
     callbacks = [_epochs_writer(fold_dir, epochs), *fold_callbacks(fold)]
     if config.early_stopping:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping))

@@ -6,7 +6,8 @@ soft targets. Its targets are
     the fold model that did not train on it, so the targets carry no memorised labels; with
     ``--join``, the mean over the joined runs), and
   * for any unlabelled arguments passed with ``--unlabelled``, the exported ensemble's
-    probabilities (scored with the scorer's own code).
+    probabilities (``--teacher``, scored with the scorer's own code), or without a teacher the
+    mean of the runs' fold models' probabilities (PyTorch, on the GPU when there is one).
 There is no held-out set to pick an epoch on, so the last epoch is kept. The student takes the
 run's thresholds (chosen out of fold for the ensemble's members; with ``--join``, those the joined
 ensemble uses) and is written as a checkpoint
@@ -28,7 +29,7 @@ import pandas as pd
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
-from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig
+from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig, as_list
 from trainer.run_dir import (BEST_NAME, CHECKPOINTS_NAME, VALIDATION_PROBABILITIES_NAME, CheckpointDir, RunDir,
                              joined_thresholds, mean_out_of_fold)
 
@@ -36,7 +37,7 @@ from trainer.run_dir import (BEST_NAME, CHECKPOINTS_NAME, VALIDATION_PROBABILITI
 @dataclass
 class DistillConfig:
     run: str
-    arguments: str
+    arguments: list[str]  # the run's training arguments (one or more files); empty: those the run recorded
     output: str
     teacher: str | None = None
     join: list[str] = field(default_factory=list)  # more runs whose fold models the teacher joined
@@ -61,8 +62,7 @@ class DistillConfig:
         return self.pooling or (run_scoring.recipe or {}).get("pooling", BEFORE_OPTIONS_EXISTED["pooling"])
 
     def __post_init__(self) -> None:
-        if self.unlabelled and not self.teacher:
-            raise ArgvaluesError("--unlabelled needs --teacher (the exported ensemble that labels them)")
+        self.arguments, self.unlabelled, self.join = as_list(self.arguments), as_list(self.unlabelled), as_list(self.join)
         if self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < 1:
             raise ArgvaluesError("--epochs and --batch-size must be at least 1 and --lr in (0, 1)")
         if (self.validation_arguments is None) != (self.validation_labels is None):
@@ -87,24 +87,42 @@ def check_teacher_runs(config: DistillConfig) -> None:
 def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
     """Arguments and the ensemble's probabilities for them (out of fold, plus the teacher's on unlabelled)."""
     oof = mean_out_of_fold(config.runs)
-    arguments = read_arguments(config.arguments)
+    paths = config.arguments or RunDir(config.run).config().arguments
+    arguments = pd.concat([read_arguments(path) for path in paths], ignore_index=True)
+    # The files a run recorded hold more arguments than it trained on after --limit or
+    # --conclusions-fraction: the student learns those with out-of-fold targets.
+    arguments = arguments[arguments[ID_COLUMN].isin(oof.index)] if not config.arguments else arguments
     known = arguments[ID_COLUMN].isin(oof.index)
     if not known.all():
-        raise ArgvaluesError(f"{config.arguments}: {int((~known).sum())} argument(s) have no out-of-fold probability "
+        raise ArgvaluesError(f"{', '.join(paths)}: {int((~known).sum())} argument(s) have no out-of-fold probability "
                              f"in {config.run}; pass the run's own training arguments")
     frames, targets = [arguments[ARGUMENT_COLUMNS]], [oof.loc[arguments[ID_COLUMN], LABELS].to_numpy(np.float32)]
     if config.teacher:
         check_teacher_runs(config)
     if config.unlabelled:
-        from scorer.model import ScoringModel
+        if config.teacher:
+            from scorer.model import ScoringModel
 
-        teacher = ScoringModel(config.teacher, device="auto")
+            teacher = ScoringModel(config.teacher, device="auto").probabilities
+        else:
+            teacher = fold_ensemble([Path(run) for run in config.runs])
         for path in config.unlabelled:
             extra = read_arguments(path)
-            log(f"teacher {config.teacher} scores {len(extra)} unlabelled arguments from {path}")
+            log(f"teacher {config.teacher or 'the fold models of ' + ', '.join(config.runs)} scores {len(extra)} "
+                f"unlabelled arguments from {path}")
             frames.append(extra[ARGUMENT_COLUMNS])
-            targets.append(teacher.probabilities(extra))
+            targets.append(teacher(extra))
     return pd.concat(frames, ignore_index=True), np.concatenate(targets)
+
+
+def fold_ensemble(runs: list[Path]) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The mean probability of every fold model of ``runs`` (what 'export --ensemble --join' exports),
+    in PyTorch (on the GPU when there is one)."""
+    from trainer.evaluation import checkpoint_probabilities
+
+    scoring = ScoringConfig.load(RunDir(runs[0]).best.path)
+    checkpoints = [fold.model for run in runs for fold in RunDir(run).finished_folds()]
+    return lambda arguments: checkpoint_probabilities(checkpoints, arguments, scoring)
 
 
 def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) -> dict:
@@ -131,7 +149,13 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
     pooling = config.student_pooling(run_scoring)
-    model = load_classifier(config.model, pooling=pooling)
+    # The student reads the value descriptions when the run's models did (not the level-1 head:
+    # there are no level-1 soft targets to learn).
+    descriptions = (run_scoring.recipe or {}).get("descriptions") if pooling == "mean" else None
+    from trainer.training_data import read_value_descriptions
+
+    model = load_classifier(config.model, pooling=pooling,
+                            descriptions=read_value_descriptions(descriptions) if descriptions else None)
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
     args = training_arguments(config, out / CHECKPOINTS_NAME, eval_strategy="no", save_strategy="no")
     log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, "
@@ -146,6 +170,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
                             template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
                             recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
+                                    "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
                                     "seed": config.seed})
     scoring.save(best.path)

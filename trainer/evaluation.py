@@ -21,10 +21,13 @@ def checkpoint_probabilities(checkpoints: list[Path], arguments: pd.DataFrame, s
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
 
+    import torch
+
     scoring = scoring or ScoringConfig.load(checkpoints[0])
     tokenizer = load_tokenizer(str(checkpoints[0]))
     dataset = ArgumentDataset(arguments, scoring.template, tokenizer, scoring.max_length)
-    return np.mean([predict_probabilities(load_classifier(str(checkpoint)), dataset, tokenizer, batch_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # one model at a time
+    return np.mean([predict_probabilities(load_classifier(str(checkpoint)).to(device), dataset, tokenizer, batch_size)
                     for checkpoint in checkpoints], axis=0)
 
 

@@ -16,28 +16,41 @@ def positive_weights(targets: np.ndarray, cap: float = 10.0) -> np.ndarray:
 
 
 def trainer_class(loss: str, pos_weight: np.ndarray | None = None, gamma: float = 2.0):
-    """``transformers.Trainer`` for ``loss``; plain BCE is the model's own loss."""
+    """``transformers.Trainer`` whose loss is ``loss`` (bce, bce-pos-weight, focal).
+
+    Targets wider than the model's category logits carry the level-1 values after the categories
+    (``--level1-labels``): the same loss on the model's level-1 logits is added, and only the
+    category logits are returned for evaluation. ``pos_weight`` then covers both."""
     import torch
     import torch.nn.functional as F
     from transformers import Trainer
+    from transformers.modeling_outputs import SequenceClassifierOutput
 
-    if loss == "bce":
-        return Trainer
     weight = torch.tensor(pos_weight) if pos_weight is not None else None
+
+    def one_loss(logits, labels, weights):
+        if loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, labels)
+        if loss == "bce-pos-weight":
+            return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weights)
+        ce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")  # focal
+        p = torch.sigmoid(logits)
+        p_true = p * labels + (1 - p) * (1 - labels)
+        return (ce * (1 - p_true) ** gamma).mean()
 
     class ValueTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
-            outputs = model(**inputs)
+            config = getattr(model, "config", None)  # (a bare module in the tests: no level-1 targets)
+            width = config.num_labels if config is not None else labels.shape[-1]
+            outputs = model(**inputs, return_level1=True) if labels.shape[-1] > width else model(**inputs)
             logits = outputs.logits.float()
             labels = labels.to(logits.dtype)
-            if loss == "bce-pos-weight":
-                value = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight.to(logits.device))
-            else:  # focal
-                ce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-                p = torch.sigmoid(logits)
-                p_true = p * labels + (1 - p) * (1 - labels)
-                value = (ce * (1 - p_true) ** gamma).mean()
-            return (value, outputs) if return_outputs else value
+            weights = weight.to(logits.device) if weight is not None else None
+            value = one_loss(logits, labels[:, :width], None if weights is None else weights[:width])
+            if labels.shape[-1] > width:
+                value = value + one_loss(outputs.level1_logits.float(), labels[:, width:],
+                                         None if weights is None else weights[width:])
+            return (value, SequenceClassifierOutput(logits=outputs.logits)) if return_outputs else value
 
     return ValueTrainer

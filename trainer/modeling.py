@@ -37,12 +37,15 @@ def load_tokenizer(model: str):
     return tokenizer
 
 
-def load_classifier(model: str, pooling: str = "model", **overrides):
+def load_classifier(model: str, pooling: str = "model", level1_labels: list[str] | None = None,
+                    descriptions: list[str] | None = None, **overrides):
     """A sequence classifier with a 20-label multi-label head (new head for a base model).
 
     ``pooling`` applies to a base model: ``"model"`` is the architecture's own classifier (BERT's
     pooler over the first token), ``"mean"`` the mean over all tokens (:mod:`trainer.pooling`). A
     fine-tuned checkpoint loads with the pooling it was trained with, whatever ``pooling`` says.
+    ``level1_labels`` and ``descriptions`` (mean pooling only) add the level-1 head and the value
+    description features of :class:`trainer.pooling.MeanPoolingClassifier` to a base model.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -59,7 +62,8 @@ def load_classifier(model: str, pooling: str = "model", **overrides):
         if checkpoint_pooling(path) == "mean":
             return MeanPoolingClassifier.from_checkpoint(path)
         if pooling == "mean":
-            return MeanPoolingClassifier.from_base(path, **head, **overrides)
+            return MeanPoolingClassifier.from_base(path, level1_labels=level1_labels, descriptions=descriptions,
+                                                   **head, **overrides)
         return AutoModelForSequenceClassification.from_pretrained(
             path,
             **head,

@@ -8,11 +8,20 @@ normal ``save_pretrained`` directory: the encoder's own config with ``argvalues_
 (how :func:`trainer.modeling.load_classifier` recognises it) and the weights under ``encoder.``
 and ``classifier.``. It returns ``logits`` like the Hugging Face classifiers, so the Trainer, the
 losses, Optimum's ONNX export (``onnx_export_from_model``) and the scorer treat both alike.
+
+Two optional parts, both recorded in the config so that a checkpoint rebuilds them:
+  * ``argvalues_level1_labels`` (the 54 level-1 value names): a second linear head on the pooled
+    embedding, trained beside the 20-way one (``return_level1=True`` returns its logits). The
+    exported graph outputs the 20 category logits only: the second head is not in it.
+  * ``argvalues_descriptions`` (how many value phrasings): the pooled embedding's cosine
+    similarity to each phrasing's embedding (computed once by the base encoder, kept as a buffer
+    in the weights) is appended to what the category head reads: a fixed linear map inside the graph.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +30,13 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 POOLING_ATTRIBUTE = "argvalues_pooling"
+LEVEL1_ATTRIBUTE = "argvalues_level1_labels"
+DESCRIPTIONS_ATTRIBUTE = "argvalues_descriptions"
+
+
+@dataclass
+class ValueClassifierOutput(SequenceClassifierOutput):
+    level1_logits: torch.Tensor | None = None
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -50,7 +66,14 @@ class MeanPoolingClassifier(PreTrainedModel):
         if dropout is None:
             dropout = getattr(config, "hidden_dropout_prob", 0.1)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        descriptions = getattr(config, DESCRIPTIONS_ATTRIBUTE, 0) or 0
+        if descriptions:
+            self.register_buffer("description_embeddings", torch.zeros(descriptions, config.hidden_size))
+        else:
+            self.description_embeddings = None
+        self.classifier = nn.Linear(config.hidden_size + descriptions, config.num_labels)
+        level1 = getattr(config, LEVEL1_ATTRIBUTE, None) or []
+        self.level1_classifier = nn.Linear(config.hidden_size, len(level1)) if level1 else None
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -65,23 +88,48 @@ class MeanPoolingClassifier(PreTrainedModel):
             module.bias.data.zero_()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        """``labels`` may hold the level-1 targets after the category ones (the losses are summed);
+        ``return_level1=True`` (a keyword, outside the signature that exporters fill in by position)
+        returns the level-1 logits too."""
+        return_level1 = kwargs.pop("return_level1", False) is True
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             encoder_inputs["token_type_ids"] = token_type_ids
         hidden_states = self.encoder(**encoder_inputs).last_hidden_state
-        logits = self.classifier(self.dropout(masked_mean(hidden_states, attention_mask)))
+        pooled = masked_mean(hidden_states, attention_mask)
+        features = pooled
+        if self.description_embeddings is not None:
+            similarity = nn.functional.normalize(pooled, dim=-1) @ self.description_embeddings.to(pooled.dtype).T
+            features = torch.cat([pooled, similarity], dim=-1)
+        logits = self.classifier(self.dropout(features))
+        wants_level1 = self.level1_classifier is not None and (
+            return_level1 or (labels is not None and labels.shape[-1] > logits.shape[-1]))
+        level1_logits = self.level1_classifier(self.dropout(pooled)) if wants_level1 else None
         loss = None
         if labels is not None:  # plain BCE, as the Hugging Face classifiers do for multi-label problems
-            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            width = logits.shape[-1]
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels[..., :width].float())
+            if level1_logits is not None and labels.shape[-1] > width:
+                loss = loss + nn.functional.binary_cross_entropy_with_logits(level1_logits.float(),
+                                                                             labels[..., width:].float())
+        if level1_logits is not None:
+            return ValueClassifierOutput(loss=loss, logits=logits, level1_logits=level1_logits)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     @classmethod
-    def from_base(cls, path: str, **config_overrides) -> "MeanPoolingClassifier":
-        """The pretrained encoder at ``path`` (a directory or hub id) with a new, randomly initialised head."""
+    def from_base(cls, path: str, level1_labels: list[str] | None = None, descriptions: list[str] | None = None,
+                  **config_overrides) -> "MeanPoolingClassifier":
+        """The pretrained encoder at ``path`` (a directory or hub id) with a new, randomly initialised
+        head; with ``level1_labels`` a second head for them, with ``descriptions`` the similarity
+        features to those phrasings (embedded here by the pretrained encoder)."""
         config = AutoConfig.from_pretrained(path, trust_remote_code=False, **config_overrides)
         setattr(config, POOLING_ATTRIBUTE, "mean")
+        if level1_labels:
+            setattr(config, LEVEL1_ATTRIBUTE, list(level1_labels))
+        if descriptions:
+            setattr(config, DESCRIPTIONS_ATTRIBUTE, len(descriptions))
         model = cls(config)
         from transformers.utils import logging
 
@@ -93,6 +141,8 @@ class MeanPoolingClassifier(PreTrainedModel):
         finally:
             logging.set_verbosity(verbosity)
         model.encoder.load_state_dict(pretrained.state_dict())
+        if descriptions:
+            model.description_embeddings.copy_(embed_phrases(model.encoder, path, descriptions))
         return model
 
     @classmethod
@@ -104,6 +154,26 @@ class MeanPoolingClassifier(PreTrainedModel):
         model = cls(config)
         model.load_state_dict(load_file(f"{path}/model.safetensors"))
         return model.eval()
+
+
+@torch.no_grad()
+def embed_phrases(encoder: PreTrainedModel, tokenizer_path: str, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
+    """Unit-length mean-pooled embeddings of ``phrases`` by ``encoder`` (as sentence-transformers reads
+    all-MiniLM-L6-v2)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, use_fast=True, trust_remote_code=False)
+    was_training = encoder.training
+    encoder.eval()
+    rows = []
+    for start in range(0, len(phrases), batch_size):
+        batch = tokenizer(phrases[start:start + batch_size], padding=True, truncation=True, max_length=64,
+                          return_tensors="pt")
+        batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = encoder(**batch).last_hidden_state
+        rows.append(nn.functional.normalize(masked_mean(hidden, batch["attention_mask"]), dim=-1))
+    encoder.train(was_training)
+    return torch.cat(rows)
 
 
 def checkpoint_pooling(path: str) -> str | None:

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments, read_labels
+from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labels
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.files import write_atomically, write_json_atomically
 from argvalues.model_config import SCORING_CONFIG_NAME
-from trainer.config import BEFORE_OPTIONS_EXISTED, TrainConfig
+from trainer.training_data import read_training_pairs
+from trainer.config import BEFORE_OPTIONS_EXISTED, TrainConfig, as_list
 
 RUN_CONFIG_NAME = "run-config.json"
 OOF_PROBABILITIES_NAME = "oof-probabilities.tsv"
@@ -40,6 +41,8 @@ VALIDATION_PROBABILITIES_NAME = "validation-probabilities.tsv"
 CV_REPORT_NAME = "cv-report.json"
 CV_REPORT_MARKDOWN_NAME = "cv-report.md"
 BEST_NAME = "best"
+#: ``argvalues train --distill``: the fold ensemble's student, ``student/best`` (what export takes).
+STUDENT_NAME = "student"
 FOLDS_NAME = "folds"
 FOLD_PREFIX = "fold-"
 FOLD_MODEL_NAME = "model"
@@ -221,6 +224,10 @@ class RunDir:
     def best(self) -> CheckpointDir:
         return CheckpointDir(self.path / BEST_NAME)
 
+    @property
+    def student(self) -> CheckpointDir:
+        return CheckpointDir(self.path / STUDENT_NAME / BEST_NAME)
+
     def fold(self, number: int) -> FoldDir:
         return FoldDir(self.path / FOLDS_NAME / f"{FOLD_PREFIX}{number}", number)
 
@@ -238,7 +245,10 @@ class RunDir:
         existed); None when it recorded none."""
         if not self.config_path.is_file():
             return None
-        return {**BEFORE_OPTIONS_EXISTED, **json.loads(self.config_path.read_text())}
+        options = {**BEFORE_OPTIONS_EXISTED, **json.loads(self.config_path.read_text())}
+        for name in ("arguments", "labels"):  # one path each, before several pairs were allowed
+            options[name] = as_list(options.get(name))
+        return options
 
     def config(self) -> TrainConfig:
         """The run's configuration (``TrainConfig.from_dict`` of its run-config.json)."""
@@ -303,7 +313,7 @@ def joined_out_of_fold(run_paths: list[str | Path]) -> tuple[np.ndarray, np.ndar
     first = RunDir(run_paths[0])
     config = first.config()
     try:
-        arguments, targets = read_labelled_arguments(config.arguments, config.labels)
+        arguments, targets = read_training_pairs(config.arguments, config.labels)
     except (OSError, ArgvaluesError) as error:
         raise ModelDirError(f"{first.path}: the training labels are needed to choose the joined ensemble's "
                             f"thresholds and could not be read: {error}") from None
