@@ -91,14 +91,16 @@ def pick_variant(variants: dict, provider: str, requested: str = "auto", machine
 
     Fastest by the export's own measurement when it was made on this machine (same CPU, flags and
     cores); elsewhere by :data:`PREFERENCE`. ``available``: variants this process can run (``bf16``
-    needs OpenVINO and a bfloat16 CPU); default all.
+    needs OpenVINO and a bfloat16 CPU) and the model directory holds; default all.
     """
     if requested != "auto":
         return requested
     device = "cuda" if provider.startswith("CUDA") else "cpu"
-    usable = [FP32] + [name for name in DEVICE_VARIANTS[device]
-                       if name != FP32 and (variants.get(name) or {}).get("default_ok")
-                       and (available is None or name in available)]
+    usable = [name for name in DEVICE_VARIANTS[device]
+              if (name == FP32 or (variants.get(name) or {}).get("default_ok"))
+              and (available is None or name in available)]
+    if not usable:  # a directory without model.onnx that holds only variants export did not pick: run those
+        usable = [name for name in PREFERENCE[device] if name in available][:1] or [FP32]
     machine = machine or machine_signature()
     speeds = {name: (variants.get(name) or {}).get("rows_per_second", {}) for name in usable}
     if device == "cpu" and all(isinstance(s, dict) and s.get(machine) for s in speeds.values()):

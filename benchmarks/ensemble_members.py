@@ -27,7 +27,6 @@ def member_probabilities(run: Path, data: Path) -> tuple[np.ndarray, np.ndarray]
 
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
-
     from trainer.run_dir import RunDir
 
     arguments, targets = read_labelled_arguments(data / "arguments-validation.tsv", data / "labels-validation.tsv")

@@ -21,7 +21,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +47,6 @@ def example_rows() -> list[list[str]]:
 def write_files(count: int, folder: Path) -> dict[str, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     import zstandard
 
     base = example_rows()

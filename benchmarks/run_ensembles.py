@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from ensemble_members import member_probabilities  # this folder is on sys.path when run as a script
 
 from argvalues.metrics import apply_thresholds, official_scores
-from ensemble_members import member_probabilities  # this folder is on sys.path when run as a script
 from trainer.run_dir import RunDir, joined_thresholds
 
 

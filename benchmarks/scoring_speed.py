@@ -325,10 +325,10 @@ def main() -> None:
             whole_processes(args.run, args.checkpoint, args.data, args.repeats, Path(folder))
 
         if args.memory_rows:
-            from export.onnx import export_model
             from tiny_models import make_checkpoint
 
             from export.build_variants import default_variants
+            from export.onnx import export_model
 
             tiny = make_checkpoint("bert", Path(folder) / "tiny-checkpoint", threshold=0.5)
             export_model(tiny, Path(folder) / "tiny-model", log=lambda _: None, variants=default_variants())

@@ -32,8 +32,16 @@ import pandas as pd
 
 from argvalues.digest import sha256_of
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import (BF16, DEVICE_VARIANTS, FP32, STATIC_INT8, VARIANT_FILES, bf16_capable, cpu_flags,
-                                machine_signature)
+from argvalues.variants import (
+    BF16,
+    DEVICE_VARIANTS,
+    FP32,
+    STATIC_INT8,
+    VARIANT_FILES,
+    bf16_capable,
+    cpu_flags,
+    machine_signature,
+)
 from export.heldout import HeldOut
 from export.judging import judge_variant
 

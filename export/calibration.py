@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from argvalues.variants import FP32, STATIC_INT8, VARIANT_FILES, onnx_files
+
 #: Only the MatMuls with weights are quantized: they are nearly all of the time; attention's
 #: activation-by-activation products, layer norm, softmax, GELU, the mask and the classifier stay fp32.
 QUANTIZED_OPERATORS = ["MatMul"]
@@ -51,8 +52,13 @@ def after_gelu(model) -> list[str]:
 def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments)."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     from scorer.model import ScoringModel
 

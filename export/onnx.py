@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from argvalues import __version__
-from argvalues.digest import sha256_of
 from argvalues.contract import ARGUMENT_COLUMNS
+from argvalues.digest import sha256_of
 from argvalues.errors import ExportParityError, ModelDirError
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import SCORING_CONFIG_NAME, ScoringConfig

@@ -16,7 +16,8 @@ from scorer.output_formats import output_format_of
 from scorer.score import score_files
 
 model_option = click.option(
-    "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir, show_default=f"${MODEL_ENV} or ./argvalues-model",
+    "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir,
+    show_default=f"${MODEL_ENV}, else ./argvalues-model, else the packaged model",
     help="Model directory written by 'argvalues export'.",
 )
 device_option = click.option(

@@ -65,7 +65,10 @@ def load_model_config(model_dir: Path, variant: str = "auto") -> ScoringConfig:
 
 def variant_file(model_dir: Path, config: ScoringConfig, provider: str, variant: str = "auto") -> tuple[str, Path]:
     """The variant to run on ``provider`` and its ONNX file, which must exist."""
-    available = None if bf16_capable() else set(VARIANT_FILES) - OPENVINO_VARIANTS
+    # A directory may hold only some variants (the packaged model ships int8 alone, for its size).
+    available = {name for name, file in VARIANT_FILES.items() if (model_dir / file).is_file()}
+    if not bf16_capable():
+        available -= OPENVINO_VARIANTS
     variant = pick_variant(config.variants, provider, variant, available=available)
     onnx_path = model_dir / VARIANT_FILES[variant]
     if not onnx_path.is_file():

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import argvalues
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS
 from argvalues.errors import ArgvaluesError, TooManyBadRows
 from argvalues.formats import FORMATS
@@ -14,11 +16,19 @@ from argvalues.rows import ON_BAD_ROW, Reject
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 DEFAULT_MODEL_DIR = "argvalues-model"
 MODEL_ENV = "ARGVALUES_MODEL"
+#: The model shipped in the package (README, "The packaged model"): score's model when neither
+#: --model, $ARGVALUES_MODEL nor ./argvalues-model names another.
+PACKAGED_MODEL_DIR = Path(argvalues.__file__).resolve().parent / "packaged_model"
 
 
 def default_model_dir() -> str:
-    """``$ARGVALUES_MODEL``, else ``./argvalues-model`` (where ``argvalues export`` writes by default)."""
-    return os.environ.get(MODEL_ENV, DEFAULT_MODEL_DIR)
+    """``$ARGVALUES_MODEL``, else ``./argvalues-model`` (where ``argvalues export`` writes by default)
+    when it exists, else the model that ships inside the package (:data:`PACKAGED_MODEL_DIR`)."""
+    if MODEL_ENV in os.environ:
+        return os.environ[MODEL_ENV]
+    if os.path.isdir(DEFAULT_MODEL_DIR) or not PACKAGED_MODEL_DIR.is_dir():
+        return DEFAULT_MODEL_DIR
+    return str(PACKAGED_MODEL_DIR)
 
 
 @dataclass(frozen=True)

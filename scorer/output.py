@@ -35,8 +35,7 @@ import pandas as pd
 
 from argvalues.contract import ID_COLUMN
 from argvalues.digest import sha256_of
-from argvalues.errors import (ArgvaluesError, DataError, Interrupted, OutputError, RunFailed, Terminated,
-                              TerminateSignal)
+from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, RunFailed, Terminated, TerminateSignal
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECTS_HEADER, Reject
 from argvalues.variants import onnx_files

@@ -26,8 +26,8 @@ import pandas as pd
 
 from argvalues.contract import ID_COLUMN
 from argvalues.errors import OutputError
-from argvalues.rows import REJECTS_HEADER
 from argvalues.files import fsync_directory, write_atomically
+from argvalues.rows import REJECTS_HEADER
 from scorer.journal import partial_path, sync_files
 
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")

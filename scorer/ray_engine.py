@@ -42,9 +42,22 @@ from argvalues.variants import onnx_files
 from scorer.meta import run_record
 from scorer.model import TOKENIZER_NAME, load_model_config, variant_file
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, TsvScores, binary_stdout,
-                           check_inputs, claim, input_fingerprint, model_fingerprint, output_target, output_values,
-                           rejects_target, write_scores)
+from scorer.output import (
+    FileOutput,
+    ScoredChunk,
+    ScoresOutput,
+    StreamOutput,
+    TsvScores,
+    binary_stdout,
+    check_inputs,
+    claim,
+    input_fingerprint,
+    model_fingerprint,
+    output_target,
+    output_values,
+    rejects_target,
+    write_scores,
+)
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
 #: In a resumed run's progress: every chunk of this file is written.

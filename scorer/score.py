@@ -19,9 +19,21 @@ from argvalues.rows import SeenIds
 from scorer.meta import run_record
 from scorer.model import TOKENIZER_NAME, ScoringModel
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.output import (FileOutput, ScoredChunk, ScoresOutput, StreamOutput, binary_stdout, check_inputs,
-                           claim, input_fingerprint, model_fingerprint, output_target, output_values, rejects_target,
-                           write_scores)
+from scorer.output import (
+    FileOutput,
+    ScoredChunk,
+    ScoresOutput,
+    StreamOutput,
+    binary_stdout,
+    check_inputs,
+    claim,
+    input_fingerprint,
+    model_fingerprint,
+    output_target,
+    output_values,
+    rejects_target,
+    write_scores,
+)
 from scorer.output_formats import ParquetOutput, text_scores
 
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "argvalues.json")

@@ -23,8 +23,9 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_exported(tmp_path_factory) -> Path:
     """A tiny BERT checkpoint exported to an ONNX model directory (shared by the scorer tests)."""
-    from export.onnx import export_model
     from tiny_models import make_checkpoint
+
+    from export.onnx import export_model
 
     root = tmp_path_factory.mktemp("tiny-bert")
     checkpoint = make_checkpoint("bert", root / "checkpoint", threshold=0.5)

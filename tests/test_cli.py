@@ -1,8 +1,8 @@
 import pytest
 from click.testing import CliRunner
+from tiny_models import EXAMPLES
 
 from argvalues.cli import main
-from tiny_models import EXAMPLES
 
 
 def invoke(*args):

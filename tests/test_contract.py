@@ -4,8 +4,16 @@ import io
 import pandas as pd
 import pytest
 
-from argvalues.contract import (ARGUMENT_COLUMNS, LABELS, TEMPLATES, InputTemplate, iter_argument_chunks,
-                                read_arguments, read_labelled_arguments, read_labels)
+from argvalues.contract import (
+    ARGUMENT_COLUMNS,
+    LABELS,
+    TEMPLATES,
+    InputTemplate,
+    iter_argument_chunks,
+    read_arguments,
+    read_labelled_arguments,
+    read_labels,
+)
 from argvalues.errors import DataError
 
 HEADER = "\t".join(ARGUMENT_COLUMNS)

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from argvalues.digest import sha256_of
 from argvalues.contract import ARGUMENT_COLUMNS, LABELS
+from argvalues.digest import sha256_of
 from scorer.cli import score
 
 ROWS = [
@@ -68,8 +68,9 @@ def scores(text: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def premise_model(tmp_path_factory):
     """A tiny model trained with --template premise: it reads the Premise only."""
-    from export.onnx import export_model
     from tiny_models import make_checkpoint
+
+    from export.onnx import export_model
 
     root = tmp_path_factory.mktemp("premise-model")
     checkpoint = make_checkpoint("bert", root / "checkpoint", threshold=0.5, template="premise")

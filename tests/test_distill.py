@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from tiny_models import EXAMPLES, fake_run
 
 from argvalues.contract import ID_COLUMN, LABELS, TEMPLATES, read_arguments
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
-from tiny_models import EXAMPLES, fake_run
 from trainer.distill import DistillConfig, check_teacher_runs, soft_targets
 
 QUIET = lambda _: None  # noqa: E731

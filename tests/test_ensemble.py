@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from tiny_models import EXAMPLES, make_base_model
 
 from argvalues.contract import read_arguments
 from argvalues.errors import ModelDirError
 from export.onnx import ExportOptions, export_model
-from tiny_models import EXAMPLES, make_base_model
 from trainer.config import TrainConfig
 from trainer.cv import run_cross_validation
 
@@ -71,10 +71,10 @@ def test_ensemble_needs_a_run_with_folds(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path):
     import pandas as pd
+    from tiny_models import make_base_model
 
     from argvalues.contract import LABELS
     from scorer.model import ScoringModel
-    from tiny_models import make_base_model
     from trainer.distill import DistillConfig, run_distillation, soft_targets
 
     export_model(tiny_run, tmp_path / "teacher", ExportOptions(ensemble=True), log=lambda _: None)
@@ -148,9 +148,9 @@ def test_joined_out_of_fold_is_the_mean_of_the_runs_aligned_by_argument(tiny_run
 @pytest.mark.slow
 def test_export_join_ensembles_every_fold_of_both_runs_at_the_joined_thresholds(tiny_run, second_run, tmp_path):
     from argvalues.model_config import ScoringConfig
+    from scorer.model import ScoringModel
     from trainer.evaluation import checkpoint_probabilities
     from trainer.run_dir import joined_thresholds
-    from scorer.model import ScoringModel
 
     manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(ensemble=True, join=(second_run,)),
                             log=lambda _: None)
@@ -189,8 +189,8 @@ def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(t
     import pandas as pd
 
     from argvalues.model_config import ScoringConfig
-    from trainer.run_dir import joined_out_of_fold, joined_thresholds
     from trainer.distill import DistillConfig, run_distillation, soft_targets
+    from trainer.run_dir import joined_out_of_fold, joined_thresholds
 
     config = DistillConfig(run=str(tiny_run), join=[str(second_run)], arguments=str(EXAMPLES / "arguments.tsv"),
                            output=str(tmp_path / "student"), model=str(tiny_run.parent / "base"), epochs=1,

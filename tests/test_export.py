@@ -3,11 +3,11 @@ import json
 
 import numpy as np
 import pytest
+from tiny_models import EXAMPLES, FAMILIES, make_checkpoint
 
 from argvalues.contract import read_arguments
 from argvalues.errors import ExportParityError, ModelDirError
 from export.onnx import ExportOptions, export_model
-from tiny_models import EXAMPLES, FAMILIES, make_checkpoint
 
 QUIET = dict(log=lambda _: None)
 
@@ -129,9 +129,8 @@ def test_every_variant_is_written_and_checked_against_pytorch(with_variants):
 def test_scorer_picks_the_fastest_variant_that_passed(with_variants, tmp_path):
     import shutil
 
-    from scorer.model import ScoringModel
-
     from argvalues.variants import machine_signature
+    from scorer.model import ScoringModel
 
     _, model_dir, manifest = with_variants
     assert manifest["variants"]["int8"]["default_ok"]

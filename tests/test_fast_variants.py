@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 from argvalues.contract import read_arguments
 from argvalues.variants import BF16, FP32, STATIC_INT8, machine_signature, pick_variant
 from export.judging import MIN_LABEL_AGREEMENT, judge_variant, paired_f1_change
 from export.onnx import ExportOptions, export_model
-from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 QUIET = {"log": lambda _: None}
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_models import EXAMPLES
 
 from argvalues.contract import ARGUMENT_COLUMNS
-from tiny_models import EXAMPLES
 
 SCORE = [sys.executable, "-c", "from scorer.cli import main; main()"]
 ROWS = 20_000

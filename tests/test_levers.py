@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_models import EXAMPLES, make_base_model, tiny_tokenizer
 
-from argvalues.contract import CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_arguments, read_labels
+from argvalues.contract import CONCLUSION, ID_COLUMN, LABELS, read_arguments, read_labels
 from argvalues.errors import ArgvaluesError, DataError
 from trainer.config import TrainConfig
 from trainer.cv import run_cross_validation
 from trainer.modeling import load_classifier
 from trainer.pooling import MeanPoolingClassifier, masked_mean
 from trainer.training_data import keep_conclusions, read_training_pairs
-from tiny_models import EXAMPLES, make_base_model, tiny_tokenizer
 
 VALUES = {category: {f"{category} value": [f"protecting {category.split(':')[0].lower()}"],
                      f"{category} other": ["fast food harms the health of children"]} for category in LABELS}
@@ -71,8 +71,9 @@ def test_an_argument_in_two_pairs_is_refused(tmp_path):
 
 
 def test_the_level1_head_trains_beside_the_categories_and_is_not_exported(lever_run):
-    from export.onnx import export_model
     import onnx
+
+    from export.onnx import export_model
 
     root, _, _, _ = lever_run
     fold_model = load_classifier(str(root / "run" / "folds" / "fold-0" / "model"))

@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from argvalues.metrics import (apply_thresholds, choose_thresholds, full_metrics, official_scores,
-                               tune_global_threshold, tune_label_thresholds)
+from argvalues.metrics import (
+    apply_thresholds,
+    choose_thresholds,
+    full_metrics,
+    official_scores,
+    tune_global_threshold,
+    tune_label_thresholds,
+)
 
 
 def test_official_formula_by_hand():

@@ -2,11 +2,12 @@
 
 import json
 
+from tiny_models import EXAMPLES, fake_run, make_checkpoint
+
 from argvalues.contract import LABELS, TEMPLATES
 from argvalues.model_config import ScoringConfig
 from export.model_card import MODEL_CARD_NAME, render_model_card
 from export.onnx import export_model
-from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 CV_SUMMARY = {
     "best": {"fold": 2, "epoch": 4, "f1": 0.4567, "checkpoint": "runs/x/best"},

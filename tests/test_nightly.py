@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tiny_models import EXAMPLES
 
 from argvalues.contract import ARGUMENT_COLUMNS
 from argvalues.digest import sha256_of
@@ -19,7 +20,6 @@ from scorer.cli import score
 from scorer.lock import OutputLock, lock_path
 from scorer.options import ScoreOptions
 from scorer.score import score_files
-from tiny_models import EXAMPLES
 
 SCORE = [sys.executable, "-c", "from scorer.cli import main; main()"]
 ROWS = 20_000

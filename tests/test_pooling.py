@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_models import EXAMPLES, FAMILIES, make_base_model, tiny_tokenizer
 
 from argvalues.contract import LABELS, TEMPLATES, read_arguments
 from argvalues.errors import ArgvaluesError
@@ -12,7 +13,6 @@ from argvalues.model_config import ScoringConfig
 from trainer.config import TrainConfig
 from trainer.modeling import load_classifier
 from trainer.pooling import MeanPoolingClassifier
-from tiny_models import EXAMPLES, FAMILIES, make_base_model, tiny_tokenizer
 
 SENTENCES = ["we should ban fast food", "nature has a value of its own and future generations need it"]
 

@@ -12,12 +12,13 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="score --engine ray needs Ray: pip install 'argvalues[ray]'")
 
+from tiny_models import EXAMPLES  # noqa: E402
+
 from argvalues.contract import ARGUMENT_COLUMNS  # noqa: E402
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputBusy  # noqa: E402
 from scorer.lock import OutputLock  # noqa: E402
 from scorer.ray_engine import RayOptions, score_with_ray  # noqa: E402
 from scorer.score import ScoreOptions, score_files  # noqa: E402
-from tiny_models import EXAMPLES  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -5,13 +5,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_models import EXAMPLES, fake_run
 
 from argvalues.contract import ID_COLUMN, LABELS, read_labelled_arguments
 from argvalues.errors import ArgvaluesError, ModelDirError
 from trainer.config import TrainConfig
-from trainer.run_dir import (CheckpointDir, RunDir, joined_out_of_fold, joined_thresholds, mean_out_of_fold,
-                             write_probabilities)
-from tiny_models import EXAMPLES, fake_run
+from trainer.run_dir import (
+    CheckpointDir,
+    RunDir,
+    joined_out_of_fold,
+    joined_thresholds,
+    mean_out_of_fold,
+    write_probabilities,
+)
 
 
 def test_config_round_trips_and_resume_is_not_recorded(tmp_path):

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from tiny_models import EXAMPLES
 
 from argvalues.contract import LABELS, read_arguments
 from scorer.cli import score
 from scorer.model import ScoringModel
 from scorer.score import ScoreOptions, score_files
-from tiny_models import EXAMPLES
 
 TO_SCORE = EXAMPLES / "to-score.tsv"
 ARGUMENTS = EXAMPLES / "arguments.tsv"
@@ -231,3 +231,41 @@ def test_engine_ray_without_ray_names_the_install_line(tiny_exported):
     done = subprocess.run([sys.executable, "-c", "from scorer.cli import main; main()", "--model", str(tiny_exported),
                            "--num-workers", "2", str(TO_SCORE)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "--num-workers only apply with --engine ray" in done.stderr
+
+
+def test_without_a_model_score_uses_the_packaged_one(tmp_path, monkeypatch):
+    from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR, default_model_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert default_model_dir() == str(PACKAGED_MODEL_DIR)
+    (tmp_path / "argvalues-model").mkdir()  # a model of the user's own takes over
+    assert default_model_dir() == "argvalues-model"
+    monkeypatch.setenv(MODEL_ENV, "elsewhere")
+    assert default_model_dir() == "elsewhere"
+
+
+def test_the_packaged_model_labels_real_arguments(tmp_path, monkeypatch):
+    # It ships its int8 variant alone (no model.onnx): the scorer runs what the directory holds.
+    from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR
+
+    assert not (PACKAGED_MODEL_DIR / "model.onnx").exists()
+    assert sum(p.stat().st_size for p in PACKAGED_MODEL_DIR.iterdir()) < 50 * 2**20
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    result = CliRunner().invoke(score, [str(EXAMPLES / "to-score.tsv")])
+    assert result.exit_code == 0, result.output
+    assert "int8 variant" in result.stderr and "packaged_model" in result.stderr
+    labels = read_output(io.StringIO(result.stdout))[LABELS]
+    # A trained model: some labels, not all and not none (a random head marks everything or nothing).
+    assert 0 < labels.to_numpy().mean() < 0.5 and labels.sum(axis=1).gt(0).mean() > 0.5
+
+
+def test_a_directory_with_only_some_variants_runs_one_it_holds():
+    from argvalues.variants import pick_variant
+
+    checked = {"int8": {"default_ok": False}, "fp32": {"default_ok": True}}
+    assert pick_variant(checked, "CPUExecutionProvider", available={"int8"}) == "int8"
+    assert pick_variant(checked, "CPUExecutionProvider", available={"int8", "fp32"}) == "fp32"
+    assert pick_variant({**checked, "int8": {"default_ok": True}}, "CPUExecutionProvider",
+                        available={"int8", "fp32"}) == "int8"

@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_models import EXAMPLES, make_base_model
 
 from argvalues.contract import LABELS
 from argvalues.errors import ArgvaluesError, ModelDirError
 from trainer.config import TrainConfig
 from trainer.cv import run_cross_validation
-from tiny_models import EXAMPLES, make_base_model
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,15 @@ from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_argumen
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
 from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig, as_list
-from trainer.run_dir import (BEST_NAME, CHECKPOINTS_NAME, VALIDATION_PROBABILITIES_NAME, CheckpointDir, RunDir,
-                             joined_thresholds, mean_out_of_fold)
+from trainer.run_dir import (
+    BEST_NAME,
+    CHECKPOINTS_NAME,
+    VALIDATION_PROBABILITIES_NAME,
+    CheckpointDir,
+    RunDir,
+    joined_thresholds,
+    mean_out_of_fold,
+)
 
 
 @dataclass

@@ -18,10 +18,10 @@ def checkpoint_probabilities(checkpoints: list[Path], arguments: pd.DataFrame, s
     """PyTorch's probabilities for ``arguments``: of one checkpoint, or the mean over several (the
     members of an ensemble). Inputs are built as ``scoring`` says (default: the first checkpoint's
     scoring config), with the first checkpoint's tokenizer."""
+    import torch
+
     from trainer.data import ArgumentDataset, predict_probabilities
     from trainer.modeling import load_classifier, load_tokenizer
-
-    import torch
 
     scoring = scoring or ScoringConfig.load(checkpoints[0])
     tokenizer = load_tokenizer(str(checkpoints[0]))

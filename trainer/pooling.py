@@ -120,7 +120,7 @@ class MeanPoolingClassifier(PreTrainedModel):
 
     @classmethod
     def from_base(cls, path: str, level1_labels: list[str] | None = None, descriptions: list[str] | None = None,
-                  **config_overrides) -> "MeanPoolingClassifier":
+                  **config_overrides) -> MeanPoolingClassifier:
         """The pretrained encoder at ``path`` (a directory or hub id) with a new, randomly initialised
         head; with ``level1_labels`` a second head for them, with ``descriptions`` the similarity
         features to those phrasings (embedded here by the pretrained encoder)."""
@@ -146,7 +146,7 @@ class MeanPoolingClassifier(PreTrainedModel):
         return model
 
     @classmethod
-    def from_checkpoint(cls, path: str) -> "MeanPoolingClassifier":
+    def from_checkpoint(cls, path: str) -> MeanPoolingClassifier:
         """A fine-tuned checkpoint written by ``save_pretrained`` (safetensors only)."""
         from safetensors.torch import load_file
 

@@ -32,8 +32,8 @@ from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_argumen
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.files import write_atomically, write_json_atomically
 from argvalues.model_config import SCORING_CONFIG_NAME
-from trainer.training_data import read_training_pairs
 from trainer.config import BEFORE_OPTIONS_EXISTED, TrainConfig, as_list
+from trainer.training_data import read_training_pairs
 
 RUN_CONFIG_NAME = "run-config.json"
 OOF_PROBABILITIES_NAME = "oof-probabilities.tsv"
