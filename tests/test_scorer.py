@@ -266,6 +266,7 @@ def test_a_directory_with_only_some_variants_runs_one_it_holds():
 
     checked = {"int8": {"default_ok": False}, "fp32": {"default_ok": True}}
     assert pick_variant(checked, "CPUExecutionProvider", available={"int8"}) == "int8"
+    assert pick_variant(checked, "CUDAExecutionProvider", available={"int8"}) == "int8"
     assert pick_variant(checked, "CPUExecutionProvider", available={"int8", "fp32"}) == "fp32"
     assert pick_variant({**checked, "int8": {"default_ok": True}}, "CPUExecutionProvider",
                         available={"int8", "fp32"}) == "int8"
