@@ -101,7 +101,7 @@ def pick_variant(variants: dict, provider: str, requested: str = "auto", machine
               and (available is None or name in available)]
     if not usable:  # a directory without model.onnx that holds only variants export did not pick: run those
         # (on CUDA too: the packaged model ships int8 alone; ONNX Runtime runs what CUDA cannot on the CPU)
-        usable = [name for name in PREFERENCE[device] + PREFERENCE["cpu"] if name in available][:1] or [FP32]
+        return next((name for name in PREFERENCE[device] + PREFERENCE["cpu"] if name in available), FP32)
     machine = machine or machine_signature()
     speeds = {name: (variants.get(name) or {}).get("rows_per_second", {}) for name in usable}
     if device == "cpu" and all(isinstance(s, dict) and s.get(machine) for s in speeds.values()):

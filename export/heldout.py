@@ -10,15 +10,15 @@ then coarse, and says how many rows it rests on).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ID_COLUMN, read_labelled_arguments
+from argvalues.contract import ID_COLUMN
 from trainer.run_dir import CheckpointDir, RunDir
+from trainer.training_data import read_training_pairs
 
 #: Arguments enough to calibrate activation ranges (more changes the ranges little and costs export time).
 CALIBRATION_ROWS = 512
@@ -37,14 +37,14 @@ def held_out_rows(checkpoint: CheckpointDir, run: RunDir | None, fallback: pd.Da
     """The run's held-out arguments of ``checkpoint`` and calibration arguments, or the fallback sample."""
     found = None
     if run is not None and run.is_finished():
-        config = json.loads(run.config_path.read_text())
+        config = run.config()
         fold = (checkpoint.read_summary() or {}).get("best", {}).get("fold")
-        if fold is not None and Path(config["arguments"]).is_file() and Path(config["labels"]).is_file():
+        if fold is not None and all(Path(p).is_file() for p in [*config.arguments, *config.labels]):
             found = config, int(fold)
     if found is None:
         return HeldOut(fallback, fallback_truth, fallback, "the checkpoint's parity sample")
     config, fold = found
-    arguments, truth = read_labelled_arguments(config["arguments"], config["labels"])
+    arguments, truth = read_training_pairs(config.arguments, config.labels)
     in_fold = arguments[ID_COLUMN].map(run.read_out_of_fold()["fold"]).to_numpy()
     judged = in_fold == fold
     trained = ~judged & pd.notna(in_fold)
@@ -55,5 +55,5 @@ def held_out_rows(checkpoint: CheckpointDir, run: RunDir | None, fallback: pd.Da
         return HeldOut(fallback, fallback_truth, fallback, "the checkpoint's parity sample")
     return HeldOut(arguments[judged].reset_index(drop=True), truth[judged].astype(int),
                    calibration.reset_index(drop=True),
-                   f"all {int(judged.sum())} arguments of fold {fold} in {config['arguments']} (held out from the "
+                   f"all {int(judged.sum())} arguments of fold {fold} in {', '.join(config.arguments)} (held out from the "
                    f"checkpoint's training); calibrated on {len(calibration)} of its training arguments")
