@@ -36,10 +36,11 @@ import pandas as pd
 from argvalues.contract import ID_COLUMN
 from argvalues.digest import sha256_of
 from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, RunFailed, Terminated, TerminateSignal
+from argvalues.files import fsync_directory, write_atomically
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECTS_HEADER, Reject
 from argvalues.variants import onnx_files
-from scorer.journal import Journal, Progress, fsync_directory, partial_path, sync_files, write_atomically
+from scorer.journal import Journal, Progress, partial_path, sync_files
 from scorer.lock import OutputLock
 from scorer.meta import sidecar, utc_now
 from scorer.options import BadRowLimit, ScoreOptions, ScoreStats
@@ -101,15 +102,21 @@ def header_line(labels: list[str], kept_columns: list[str] | tuple[str, ...] = (
     return "\t".join([ID_COLUMN, *kept_columns] + labels) + "\n"
 
 
-def format_rows(ids, values: np.ndarray, labels: list[str], kept: pd.DataFrame | None = None) -> str:
-    """Output lines (no header) for these IDs, kept values and values."""
-    if len(ids) == 0:
-        return ""
+def scores_frame(ids, values: np.ndarray, labels: list[str], kept: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One chunk's output columns, in every format's order: Argument ID, the kept input columns, the labels."""
     out = pd.DataFrame(values, columns=labels)
     if kept is not None:
         for position, column in enumerate(kept.columns):
             out.insert(position, column, kept[column].to_numpy())
     out.insert(0, ID_COLUMN, np.asarray(ids))
+    return out
+
+
+def format_rows(ids, values: np.ndarray, labels: list[str], kept: pd.DataFrame | None = None) -> str:
+    """Output lines (no header) for these IDs, kept values and values."""
+    if len(ids) == 0:
+        return ""
+    out = scores_frame(ids, values, labels, kept)
     # QUOTE_NONE: a quote in an ID is written as it was read (TSV quotes nothing)
     return out.to_csv(sep="\t", index=False, header=False, float_format="%.6f", lineterminator="\n",
                       quoting=csv.QUOTE_NONE)
@@ -248,6 +255,42 @@ def _rejects_lines(rejects: list[Reject]) -> bytes:
     return "".join(r.tsv_line() for r in rejects).encode()
 
 
+class PartialRejects:
+    """The rejects file of an output that is never resumed (standard output, Parquet): it grows
+    beside its target, is renamed into place when the run completes and removed when it fails."""
+
+    def __init__(self, target: Path | None):
+        self.target = target
+        self.partial = partial_path(target) if target else None
+        self._handle: IO[bytes] | None = None
+
+    def open(self) -> None:
+        if self.partial:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = _open_partial(self.partial, 0, REJECTS_HEADER.encode())
+
+    def write(self, rejects: list[Reject]) -> None:
+        if self._handle and rejects:
+            self._handle.write(_rejects_lines(rejects))
+
+    def finish(self) -> None:
+        if self._handle:
+            sync_files(self._handle)
+            self.close()
+            os.replace(self.partial, self.target)
+            fsync_directory(self.target.parent)
+
+    def close(self) -> None:
+        if self._handle:
+            self._handle.close()
+            self._handle = None
+
+    def discard(self) -> None:
+        self.close()
+        if self.partial:
+            self.partial.unlink(missing_ok=True)
+
+
 class StreamOutput:
     """Standard output, which cannot be taken back: the header goes out with the first chunk (so
     input that fails at once writes nothing) and each chunk is flushed as it is scored. The
@@ -257,44 +300,32 @@ class StreamOutput:
 
     def __init__(self, stream: IO[bytes], rejects: Path | None, scores: TsvScores):
         self.stream, self.scores = stream, scores
-        self.rejects_target = rejects
-        self.rejects_partial = partial_path(rejects) if rejects else None
+        self.rejects = PartialRejects(rejects)
         self._header = scores.header()
-        self._rejects: IO[bytes] | None = None
 
     def open(self) -> None:
-        if self.rejects_partial:
-            self.rejects_partial.parent.mkdir(parents=True, exist_ok=True)
-            self._rejects = _open_partial(self.rejects_partial, 0, REJECTS_HEADER.encode())
+        self.rejects.open()
 
     def write(self, chunk: ScoredChunk, stats: ScoreStats) -> None:
         self.stream.write(self._header + self.scores.rows(chunk.ids, chunk.values, chunk.kept))
         self.stream.flush()
         self._header = b""
         stats.record_rejects(chunk.rejects)
-        if self._rejects and chunk.rejects:
-            self._rejects.write(_rejects_lines(chunk.rejects))
+        self.rejects.write(chunk.rejects)
         stats.rows += len(chunk.ids)
 
     def finish(self, stats: ScoreStats) -> None:
         self.stream.write(self._header)
         self.stream.flush()
-        if self._rejects:
-            sync_files(self._rejects)
-            self._rejects.close()
-            os.replace(self.rejects_partial, self.rejects_target)
-            fsync_directory(self.rejects_target.parent)
+        self.rejects.finish()
 
     def close(self) -> None:
-        if self._rejects:
-            self._rejects.close()
+        self.rejects.close()
 
     def failure(self, error: BaseException, stats: ScoreStats) -> BaseException:
         """Nothing written to a stream can be resumed: the rejects file goes too. A write error is
         left to the command's edge (a closed pipe is no error at all)."""
-        self.close()
-        if self.rejects_partial:
-            self.rejects_partial.unlink(missing_ok=True)
+        self.rejects.discard()
         if isinstance(error, KeyboardInterrupt):
             return stopped(error, f"after {stats.rows} rows")
         return error

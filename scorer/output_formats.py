@@ -27,8 +27,8 @@ import pandas as pd
 from argvalues.contract import ID_COLUMN
 from argvalues.errors import OutputError
 from argvalues.files import fsync_directory, write_atomically
-from argvalues.rows import REJECTS_HEADER
-from scorer.journal import partial_path, sync_files
+from scorer.journal import partial_path
+from scorer.output import PartialRejects, TsvScores, scores_frame, stopped
 
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 #: What ``-o NAME`` implies when ``--output-format`` is not given.
@@ -42,15 +42,6 @@ def output_format_of(output: str | None) -> str:
         return "tsv"
     suffix = output[output.rfind("."):].lower() if "." in output else ""
     return OUTPUT_EXTENSIONS.get(suffix, "tsv")
-
-
-def _frame(ids, values: np.ndarray, labels: list[str], kept: pd.DataFrame | None) -> pd.DataFrame:
-    out = pd.DataFrame(values, columns=labels)
-    if kept is not None:
-        for position, column in enumerate(kept.columns):
-            out.insert(position, column, kept[column].to_numpy())
-    out.insert(0, ID_COLUMN, np.asarray(ids))
-    return out
 
 
 class TextScores:
@@ -73,12 +64,8 @@ class CsvScores(TextScores):
     def rows(self, ids, values: np.ndarray, kept: pd.DataFrame | None = None) -> bytes:
         if len(ids) == 0:
             return b""
-        return _frame(ids, values, self.labels, kept).to_csv(
+        return scores_frame(ids, values, self.labels, kept).to_csv(
             index=False, header=False, float_format="%.6f", lineterminator="\n").encode()
-
-    @staticmethod
-    def ids(data: bytes) -> list[str]:
-        return [row[0] for row in list(csv.reader(io.StringIO(data.decode(), newline="")))[1:]]
 
 
 class JsonLinesScores(TextScores):
@@ -101,15 +88,9 @@ class JsonLinesScores(TextScores):
             lines.append(json.dumps(record, ensure_ascii=False))
         return ("\n".join(lines) + "\n").encode()
 
-    @staticmethod
-    def ids(data: bytes) -> list[str]:
-        return [json.loads(line)[ID_COLUMN] for line in data.splitlines() if line.strip()]
-
 
 def text_scores(output_format: str, labels: list[str], kept_columns: list[str]):
     """The scores format of a text output (TSV's lives with :mod:`scorer.output`)."""
-    from scorer.output import TsvScores
-
     kind = {"tsv": TsvScores, "csv": CsvScores, "jsonl": JsonLinesScores}[output_format]
     return kind(labels, kept_columns)
 
@@ -147,29 +128,24 @@ class ParquetOutput:
         """``run``: what produced the output, for the sidecar (:func:`scorer.meta.sidecar`; None: no sidecar)."""
         from scorer.meta import utc_now
 
-        self.target, self.rejects_target, self.run, self.started = target, rejects, run, utc_now()
+        self.target, self.run, self.started = target, run, utc_now()
         self.partial = partial_path(target)
-        self.rejects_partial = partial_path(rejects) if rejects else None
+        self.rejects = PartialRejects(rejects)
         self.schema = parquet_schema(labels, list(kept_columns), probabilities)
         self._writer = None
-        self._rejects = None
 
     def open(self) -> None:
         import pyarrow.parquet as pq
 
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self._writer = pq.ParquetWriter(self.partial, self.schema)
-        if self.rejects_partial:
-            self.rejects_partial.parent.mkdir(parents=True, exist_ok=True)
-            self._rejects = open(self.rejects_partial, "wb")
-            self._rejects.write(REJECTS_HEADER.encode())
+        self.rejects.open()
 
     def write(self, chunk, stats) -> None:
         if len(chunk.ids):
             self._writer.write_table(parquet_table(self.schema, chunk.ids, chunk.values, chunk.kept))
         stats.record_rejects(chunk.rejects)
-        if self._rejects and chunk.rejects:
-            self._rejects.write("".join(r.tsv_line() for r in chunk.rejects).encode())
+        self.rejects.write(chunk.rejects)
         stats.rows += len(chunk.ids)
 
     def finish(self, stats) -> None:
@@ -177,16 +153,12 @@ class ParquetOutput:
         self._writer = None
         with open(self.partial, "rb") as handle:
             os.fsync(handle.fileno())
-        if self._rejects:
-            sync_files(self._rejects)
-            self._rejects.close()
-            self._rejects = None
-            os.replace(self.rejects_partial, self.rejects_target)
+        self.rejects.finish()
         if self.run is not None:  # before the output: a new output never appears without its sidecar
             from scorer.meta import meta_path, sidecar
 
             meta = meta_path(self.target)
-            write_atomically(meta, sidecar(self.run, self.target, self.partial, self.rejects_target, stats.rows,
+            write_atomically(meta, sidecar(self.run, self.target, self.partial, self.rejects.target, stats.rows,
                                            stats.rejected, self.started, False))
         os.replace(self.partial, self.target)
         fsync_directory(self.target.parent)
@@ -195,17 +167,12 @@ class ParquetOutput:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self._rejects is not None:
-            self._rejects.close()
-            self._rejects = None
+        self.rejects.close()
 
     def failure(self, error: BaseException, stats) -> BaseException:
-        from scorer.output import stopped
-
         self.close()
-        for partial in (self.partial, self.rejects_partial):
-            if partial is not None:
-                partial.unlink(missing_ok=True)
+        self.rejects.discard()
+        self.partial.unlink(missing_ok=True)
         if isinstance(error, KeyboardInterrupt):
             return stopped(error, f"after {stats.rows} rows; nothing is at {self.target} (a Parquet output is "
                                   f"written again from the start)")

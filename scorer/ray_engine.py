@@ -234,8 +234,6 @@ def _user_error(error: BaseException) -> ArgvaluesError:
     return RunFailed(f"the Ray run failed: {text[-1] if text else type(error).__name__}")
 
 
-
-
 @dataclass
 class WorkerModel:
     """The model as the workers run it: the variant for their device, and the files they need."""
