@@ -2,6 +2,7 @@
 
 A variant is an ONNX file and the runtime that runs it: ``bf16`` is OpenVINO running ``model.onnx``
 itself at bfloat16 (AMX or AVX512-BF16), every other variant ONNX Runtime on its own file.
+``fp32-compact`` is fp32 arithmetic on weights stored as fp16 (half the file: the packaged model).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 FP32 = "fp32"
 STATIC_INT8 = "int8-static"
 BF16 = "bf16"
+COMPACT = "fp32-compact"
 VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
-                 STATIC_INT8: "model_static_int8.onnx", BF16: "model.onnx", "fp16": "model_fp16.onnx"}
+                 STATIC_INT8: "model_static_int8.onnx", BF16: "model.onnx", "fp16": "model_fp16.onnx",
+                 COMPACT: "model_compact.onnx"}
 #: Variants run by OpenVINO (the optional extra ``argvalues[openvino]``); the rest by ONNX Runtime.
 OPENVINO_VARIANTS = {BF16}
 #: Tensors of a model over protobuf's 2 GB limit (an ensemble of many or large members) live in one
@@ -37,9 +40,12 @@ def onnx_files(onnx_path: Path) -> list[Path]:
 
 #: Preference order when the scorer picks a variant for a provider on a machine the export did not
 #: measure (see :func:`pick_variant`).
-PREFERENCE = {"cpu": [BF16, STATIC_INT8, "int8", "optimized", FP32], "cuda": ["fp16", "optimized", FP32]}
+#: The compact file runs at fp32's speed: it comes last, for directories without model.onnx.
+PREFERENCE = {"cpu": [BF16, STATIC_INT8, "int8", "optimized", FP32, COMPACT],
+              "cuda": ["fp16", "optimized", FP32, COMPACT]}
 #: The variants each device can run at all (fp16 needs CUDA; the rest run on the CPU provider).
-DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16], "cuda": [FP32, "optimized", "fp16"]}
+DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16, COMPACT],
+                   "cuda": [FP32, "optimized", "fp16", COMPACT]}
 #: A variant whose official F1 on the held-out arguments may have moved more than this is not picked by default.
 MAX_F1_DRIFT = 0.005
 
@@ -99,6 +105,8 @@ def pick_variant(variants: dict, provider: str, requested: str = "auto", machine
     usable = [name for name in DEVICE_VARIANTS[device]
               if (name == FP32 or (variants.get(name) or {}).get("default_ok"))
               and (available is None or name in available)]
+    if FP32 in usable and COMPACT in usable:  # the same arithmetic as fp32 on rounded weights: never the better pick
+        usable.remove(COMPACT)
     if not usable:  # a directory without model.onnx that holds only variants export did not pick: run those
         # (on CUDA too: the packaged model ships int8 alone; ONNX Runtime runs what CUDA cannot on the CPU)
         return next((name for name in PREFERENCE[device] + PREFERENCE["cpu"] if name in available), FP32)

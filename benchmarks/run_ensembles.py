@@ -33,7 +33,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for group in groups:
         strategy = RunDir(group[0]).config().thresholds
-        choice = joined_thresholds(group, strategy)
+        choice = joined_thresholds(group, strategy, same_input=False)  # each run reads through its own template
         probabilities = np.concatenate([members[run] for run in group]).mean(0)
         f1 = official_scores(targets, apply_thresholds(probabilities, np.asarray(choice["thresholds"]))).f1
         shown = (f"{choice['strategy']} {choice['thresholds'][0]:.2f}" if choice["strategy"] == "global"

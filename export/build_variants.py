@@ -11,6 +11,8 @@
 - ``bf16``: OpenVINO running ``model.onnx`` at bfloat16 (:mod:`scorer.runtimes`); no file of its own.
 - ``fp16``: level O4 (O2 for GPU plus fp16 weights and activations; inputs and outputs stay fp32),
   for the CUDA provider.
+- ``fp32-compact``: fp32 arithmetic on weights stored as fp16 (:mod:`export.compact`): half the
+  file at fp32's speed, for shipping a model in little space.
 
 Each variant is scored with the scorer's own code on every held-out argument of the run
 (:mod:`export.heldout`) and judged against the fp32 ONNX model's labels on the same rows
@@ -34,6 +36,7 @@ from argvalues.digest import sha256_of
 from argvalues.model_config import ScoringConfig
 from argvalues.variants import (
     BF16,
+    COMPACT,
     DEVICE_VARIANTS,
     FP32,
     STATIC_INT8,
@@ -90,7 +93,14 @@ def make_fp16(model_dir: Path) -> dict:
     return {"how": "Optimum ORTOptimizer, level O4 (GPU fusions, fp16; fp32 inputs and outputs)"}
 
 
-MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8": make_int8, "fp16": make_fp16}
+def make_compact(model_dir: Path) -> dict:
+    from export.compact import make_compact
+
+    return make_compact(model_dir)
+
+
+MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8": make_int8, "fp16": make_fp16,
+                                             COMPACT: make_compact}
 
 
 #: What ``argvalues export`` writes with no variant flag: the CPU's batched low-precision variants

@@ -24,6 +24,8 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
                                                    "ranges calibrated on the run's training arguments); batched.")
 @click.option("--bf16", is_flag=True, help="Also check OpenVINO's bf16 on model.onnx (needs argvalues[openvino] "
                                             "and a CPU with AMX-BF16 or AVX512-BF16).")
+@click.option("--compact", is_flag=True, help="Also write fp32-compact: fp32 arithmetic on weights stored as fp16, "
+                                               "half the file at fp32's speed (for shipping a model in little space).")
 @click.option("--fp32-only", is_flag=True, help="Write the fp32 model only (no variant, no variant checks).")
 @click.option("--ensemble", is_flag=True,
               help="Export all k fold models of the run as one ONNX model that outputs the mean of their "
@@ -33,7 +35,8 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
                    "model (another --seed, say); thresholds are then chosen on all the runs' out-of-fold "
                    "predictions together. Repeatable.")
 @user_errors
-def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, bf16, fp32_only, ensemble, join):
+def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, bf16, compact, fp32_only, ensemble,
+           join):
     """Export a run's best checkpoint (or a checkpoint directory) to a self-contained ONNX model.
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
@@ -47,7 +50,7 @@ def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, b
     from export.onnx import ExportOptions, export_model
 
     chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("int8-static", static_int8),
-                                             ("bf16", bf16), ("fp16", fp16)) if wanted)
+                                             ("bf16", bf16), ("fp16", fp16), ("fp32-compact", compact)) if wanted)
     if fp32_only and chosen:
         raise click.UsageError("--fp32-only writes no variant: leave out the variant flags")
     if not chosen and not fp32_only:

@@ -11,6 +11,7 @@ from argvalues import __version__
 from argvalues.cli_support import Command, log, user_errors
 from argvalues.errors import ArgvaluesError
 from argvalues.formats import FORMATS
+from argvalues.variants import VARIANT_FILES
 from scorer.options import MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, parse_column_mappings
 from scorer.output_formats import output_format_of
 from scorer.score import score_files
@@ -55,10 +56,9 @@ device_option = click.option(
               help="Output format.  [default: by the -o extension (.csv .jsonl .parquet), else tsv]")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Rows read, scored and written at a time; bounds memory.")
-@click.option("--variant", type=click.Choice(["auto", "fp32", "optimized", "int8", "fp16"]), default="auto",
-              show_default=True,
-              help="Which ONNX variant of the model to run; auto: the fastest for the device that passed its "
-                   "accuracy check at export (int8 on CPU, fp16 on CUDA, else optimized, else fp32).")
+@click.option("--variant", type=click.Choice(["auto", *VARIANT_FILES]), default="auto", show_default=True,
+              help="Which variant of the model to run; auto: the fastest whose labels held at export (as export "
+                   "measured on this machine, else by CPU features: bf16, int8-static, int8, optimized, fp32).")
 @click.option("--on-bad-row", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="A row that breaks the contract (wrong field count, not UTF-8, empty Premise or Conclusion, "
                    "unknown Stance, duplicate Argument ID): stop with an error naming file, line and column, or "

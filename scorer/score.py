@@ -39,22 +39,28 @@ from scorer.output_formats import ParquetOutput, text_scores
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "argvalues.json")
 
 
-def _chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
-            done: tuple[int, int] = (0, 0), log=None) -> Iterator[tuple[int, int, object, object]]:
-    """(input index, chunk index within it, chunk, prepared batches) for every chunk of every input
-    from ``done`` on.
-
-    Chunks before ``done`` (already written by an interrupted run) are read, to check IDs across
-    chunks, but neither tokenized nor passed on.
-    """
+def _read_chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
+                 log=None) -> Iterator[tuple[int, int, object]]:
+    """(input index, chunk index within it, chunk) for every chunk of every input, in order."""
     seen = SeenIds()  # IDs must be unique across all inputs of a run
     for index, source in enumerate(inputs):
         rows = argument_rows(source, model.required_columns, options.on_bad_row, seen,
                              **options.reading(model.required_columns), log=log)
         for number, chunk in enumerate(rows.chunks(options.chunk_rows)):
-            if (index, number) >= done:
-                prepared = None if chunk.frame.empty else model.prepare(chunk.frame, options.batch_size)
-                yield index, number, chunk, prepared
+            yield index, number, chunk
+
+
+def _prepared_chunks(chunks: Iterator, model: ScoringModel, options: ScoreOptions,
+                     done: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, int, object, object]]:
+    """(input index, chunk index, chunk, prepared batches) for every chunk from ``done`` on.
+
+    Chunks before ``done`` (already written by an interrupted run) were read, to check IDs across
+    chunks, but are neither tokenized nor passed on.
+    """
+    for index, number, chunk in chunks:
+        if (index, number) >= done:
+            prepared = None if chunk.frame.empty else model.prepare(chunk.frame, options.batch_size)
+            yield index, number, chunk, prepared
 
 
 _END = object()
@@ -85,9 +91,15 @@ def prefetch_default() -> bool:
 
 def scored_chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
                   done: tuple[int, int] = (0, 0), log=None) -> Iterator[ScoredChunk]:
-    """Every chunk from ``done`` (input index, chunks of it already written) on, scored."""
-    items = _chunks(inputs, model, options, done, log)
+    """Every chunk from ``done`` (input index, chunks of it already written) on, scored.
+
+    With prefetching, reading, tokenizing and inference are three stages in three threads, each a
+    chunk ahead of the next: on a GPU the reader (about 70k rows/s) and the tokenizer (about 42k)
+    sharing one thread held the whole run to about 26k rows/s (benchmarks/README.md, "Scoring on a GPU").
+    """
     prefetch = prefetch_default() if options.prefetch is None else options.prefetch
+    chunks = _read_chunks(inputs, model, options, log)
+    items = _prepared_chunks(_one_ahead(chunks) if prefetch else chunks, model, options, done)
     for index, number, chunk, prepared in _one_ahead(items) if prefetch else items:
         values = output_values(model, model.infer(prepared), options) if prepared else None
         yield ScoredChunk(chunk.frame[ID_COLUMN].to_numpy(), values, chunk.rejects, position=[index, number + 1],

@@ -30,6 +30,25 @@ def test_impossible_options_are_refused(options, message):
         DistillConfig(run="run", arguments="a.tsv", output="out", **options)
 
 
+def test_centred_targets_keep_the_ensembles_labels_at_one_half_and_widen_the_margin():
+    from trainer.distill import centred_targets
+
+    probabilities = np.array([[0.30, 0.46, 0.50, 0.90], [0.45, 0.47, 0.10, 0.40]])
+    thresholds = [0.46, 0.46, 0.2, 0.6]
+    targets = centred_targets(probabilities, thresholds, 2.0)
+    np.testing.assert_array_equal(targets > 0.5, probabilities > np.array(thresholds))
+    assert targets[0, 1] == pytest.approx(0.5)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(targets), 2 * (logit(probabilities) - logit(np.array(thresholds))), rtol=1e-4)
+    np.testing.assert_allclose(centred_targets(probabilities, [0.5] * 4, 1.0), probabilities, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sharpness", [0, -1, 21])
+def test_sharpness_outside_its_range_is_refused(sharpness):
+    with pytest.raises(ArgvaluesError, match=r"--sharpness must lie in \(0, 20\]"):
+        DistillConfig(run="run", arguments="a.tsv", output="out", sharpness=sharpness)
+
+
 def test_the_student_pools_as_the_run_did_unless_told_otherwise():
     config = DistillConfig(run="run", arguments="a.tsv", output="out")
     assert config.student_pooling(scoring({"pooling": "mean"})) == "mean"
@@ -56,6 +75,17 @@ def test_with_join_the_targets_are_the_mean_over_the_runs(tmp_path):
                            output="out")
     _, targets = soft_targets(config, QUIET)
     mean = (first.read_out_of_fold()[LABELS].to_numpy() + second.read_out_of_fold()[LABELS].to_numpy()) / 2
+    np.testing.assert_allclose(targets, mean, atol=1e-6)
+
+
+def test_runs_of_other_templates_join_as_input_views(tmp_path):
+    """An ensemble over input views: the student learns the mean of runs that read the arguments
+    through other templates, though one exported ensemble could not join them."""
+    first, view = fake_run(tmp_path / "a", seed=1), fake_run(tmp_path / "b", seed=2, template="premise")
+    config = DistillConfig(run=str(first.path), join=[str(view.path)], arguments=str(EXAMPLES / "arguments.tsv"),
+                           output="out")
+    _, targets = soft_targets(config, QUIET)
+    mean = (first.read_out_of_fold()[LABELS].to_numpy() + view.read_out_of_fold()[LABELS].to_numpy()) / 2
     np.testing.assert_allclose(targets, mean, atol=1e-6)
 
 

@@ -206,6 +206,34 @@ def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(t
 
 
 @pytest.mark.slow
+def test_a_view_of_another_template_joins_the_student_each_run_reading_its_own_way(tiny_run):
+    """An ensemble over input views: a run on the premise alone joins the default run's student;
+    the unlabelled arguments get the mean of every fold model, each fed through its run's template
+    (weighted by members), and the student keeps --run's template."""
+    from argvalues.model_config import ScoringConfig
+    from trainer.distill import DistillConfig, soft_targets
+    from trainer.evaluation import checkpoint_probabilities
+    from trainer.run_dir import RunDir
+
+    view = tiny_run.parent / "run-premise"
+    run_cross_validation(TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
+                                     output=str(view), model=str(tiny_run.parent / "base"), folds=2, epochs=1,
+                                     batch_size=8, max_length=48, lr=1e-3, template="premise", distill=False),
+                         log=lambda _: None)
+    more = EXAMPLES / "to-score.tsv"
+    config = DistillConfig(run=str(tiny_run), join=[str(view)], arguments=[], output="unused", unlabelled=[str(more)])
+    _, targets = soft_targets(config, log=lambda _: None)
+    extra = read_arguments(more)
+    means = []
+    for run in (tiny_run, view):
+        scoring = ScoringConfig.load(run / "best")
+        means.append(checkpoint_probabilities([f.model for f in RunDir(run).finished_folds()], extra, scoring))
+    assert ScoringConfig.load(view / "best").template.text == "{Premise}"
+    np.testing.assert_allclose(targets[60:], (3 * means[0] + 2 * means[1]) / 5, atol=1e-6)
+    assert not np.allclose(means[0], means[1], atol=1e-3)
+
+
+@pytest.mark.slow
 def test_export_cli_refuses_joining_an_unfinished_run_in_one_line(tiny_run, tmp_path):
     from click.testing import CliRunner
 

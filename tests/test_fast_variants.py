@@ -171,3 +171,35 @@ def test_export_without_variant_flags_writes_the_default_variants(monkeypatch, t
     assert STATIC_INT8 in default_variants() and "fp16" in default_variants()
     refused = runner.invoke(main, ["export", str(tmp_path), "--fp32-only", "--bf16"])
     assert refused.exit_code == 2 and "--fp32-only writes no variant" in refused.output
+
+
+def test_the_compact_variant_is_fp32_arithmetic_on_fp16_weights_and_runs_without_model_onnx(tiny_run, tmp_path):
+    """fp32-compact stores the large weights as fp16 (about half the file) and widens them when it
+    loads: its probabilities are fp32's to fp16's rounding, it is judged like every variant, and a
+    directory that ships it alone (as the packaged model does) runs it."""
+    import shutil
+
+    import onnx
+
+    from argvalues.variants import COMPACT
+    from scorer.model import ScoringModel
+
+    model_dir = tmp_path / "model"
+    manifest = export_model(tiny_run, model_dir, ExportOptions(variants=(COMPACT,)), **QUIET)
+    check = manifest["variants"][COMPACT]
+    assert check["default_ok"] and check["label_agreement"] >= MIN_LABEL_AGREEMENT
+    compact_file, fp32_file = model_dir / "model_compact.onnx", model_dir / "model.onnx"
+    weights = [t for t in onnx.load(str(compact_file)).graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert weights and all(t.name.endswith(".fp16") for t in weights)
+    assert compact_file.stat().st_size < 0.75 * fp32_file.stat().st_size
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32).probabilities(arguments)
+    compact = ScoringModel(model_dir, device="cpu", variant=COMPACT)
+    assert np.abs(fp32 - compact.probabilities(arguments)).max() < 2e-3
+    shipped = tmp_path / "shipped"
+    shutil.copytree(model_dir, shipped)
+    assert ScoringModel(shipped, device="cpu").variant != COMPACT  # fp32 itself where it is there
+    (shipped / "model.onnx").unlink()
+    alone = ScoringModel(shipped, device="cpu")
+    assert alone.variant == COMPACT
+    np.testing.assert_array_equal(alone.probabilities(arguments), compact.probabilities(arguments))

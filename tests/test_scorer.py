@@ -210,6 +210,37 @@ def test_prefetching_the_next_chunk_changes_nothing(tiny_exported, tmp_path):
     assert outputs[0] == outputs[1]
 
 
+def test_prefetching_reads_tokenizes_and_infers_in_three_threads(tiny_exported, tmp_path, monkeypatch):
+    """On a GPU one thread that both read and tokenized held the run back: each stage has its own."""
+    import threading
+
+    import scorer.score
+    from scorer.model import ScoringModel
+
+    threads = {"read": set(), "prepare": set(), "infer": set()}
+    read_chunks, prepare, infer = scorer.score._read_chunks, ScoringModel.prepare, ScoringModel.infer
+
+    def recording(stage, function):
+        def wrapped(*args, **kwargs):
+            threads[stage].add(threading.get_ident())
+            return function(*args, **kwargs)
+        return wrapped
+
+    def reading(*args, **kwargs):
+        for item in read_chunks(*args, **kwargs):
+            threads["read"].add(threading.get_ident())
+            yield item
+
+    monkeypatch.setattr(scorer.score, "_read_chunks", reading)
+    monkeypatch.setattr(ScoringModel, "prepare", recording("prepare", prepare))
+    monkeypatch.setattr(ScoringModel, "infer", recording("infer", infer))
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=7, prefetch=True)
+    assert score_files([str(ARGUMENTS)], str(tmp_path / "out.tsv"), options).rows == 60
+    assert threads["infer"] == {threading.get_ident()}
+    assert all(len(ids) == 1 for ids in threads.values())
+    assert len(set.union(*threads.values())) == 3
+
+
 def test_prefetching_passes_errors_through(tiny_exported, tmp_path):
     from argvalues.errors import DataError
 

@@ -222,3 +222,33 @@ def test_losses_weight_and_focus_as_documented():
     focal = trainer_class("focal").compute_loss(None, Model(), {"logits": logits, "labels": labels.clone()})
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
     assert 0 < focal < bce  # confident, correct predictions count for less
+
+
+def test_cb_ntr_tolerates_negatives_of_rare_labels():
+    """Class-balanced focal loss with negative-tolerant regularisation (Huang et al. 2021): an easy
+    negative costs far less than an equally easy positive (negatives' logits are scaled up, their
+    loss down), and a negative costs less on a rare label, whose logit the loss shifts down by its
+    prior's log-odds; labels with few positives weigh more."""
+    import torch
+
+    from trainer.losses import label_priors, trainer_class
+
+    targets = np.zeros((1000, 2), dtype=np.float32)
+    targets[:50, 0], targets[:500, 1] = 1, 1
+    priors = label_priors(targets)
+    np.testing.assert_allclose(priors, [0.05, 0.5])
+
+    class Model(torch.nn.Module):
+        def forward(self, logits):
+            return type("Out", (), {"logits": logits})()
+
+    def cost(logits, labels, rows=1000):
+        loss = trainer_class("cb-ntr", priors=priors, rows=rows)
+        return float(loss.compute_loss(None, Model(), {"logits": torch.tensor([logits]),
+                                                       "labels": torch.tensor([labels])}))
+
+    assert cost([-9.0, -1.0], [0.0, 0.0]) < cost([-9.0, 1.0], [0.0, 1.0]) / 10
+    assert cost([1.0, -9.0], [0.0, 0.0]) < cost([-9.0, 1.0], [0.0, 0.0])
+    assert cost([1.0, -9.0], [0.0, 0.0], rows=100) > cost([1.0, -9.0], [0.0, 0.0])  # 5 positives, not 50
+    with pytest.raises(ValueError, match="needs the training labels"):
+        trainer_class("cb-ntr")

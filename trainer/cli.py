@@ -37,7 +37,8 @@ DISTILL_DEFAULTS = DistillConfig(run="", arguments=[], output="")
               help="Tokens per argument; longer ones are truncated (batches are padded dynamically).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=DEFAULTS.loss, show_default=True,
-              help="bce; bce-pos-weight (positives weighted by sqrt(neg/pos) per label); focal (gamma 2).")
+              help="bce; bce-pos-weight (positives weighted by sqrt(neg/pos) per label); focal (gamma 2); "
+                   "cb-ntr (class-balanced focal loss with negative-tolerant regularisation, Huang et al. 2021).")
 @click.option("--pooling", type=click.Choice(list(POOLINGS)), default=DEFAULTS.pooling, show_default=True,
               help="What the classifier head reads: model (the architecture's own head; BERT: its pooler over "
                    "the first token) or mean (the mean over all tokens, as sentence-embedding models such as "
@@ -95,8 +96,9 @@ def train(**options):
               help="The run exported with 'argvalues export --ensemble': labels the --unlabelled arguments "
                    "(default: the runs' fold models in PyTorch).")
 @click.option("--join", multiple=True, type=click.Path(file_okay=False), metavar="RUN",
-              help="Runs the teacher joined with 'export --ensemble --join': their out-of-fold probabilities "
-                   "are averaged with --run's, and the student takes the joined thresholds. Repeatable.")
+              help="Runs the teacher joined with 'export --ensemble --join', or runs of other templates (an "
+                   "ensemble over input views; no --teacher then): their out-of-fold probabilities are averaged "
+                   "with --run's, and the student takes the joined thresholds. Repeatable.")
 @click.option("--unlabelled", multiple=True, type=click.Path(dir_okay=False),
               help="Unlabelled argument TSVs to learn the teacher's probabilities on (repeatable).")
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
@@ -108,6 +110,9 @@ def train(**options):
 @click.option("--seed", type=int, default=DISTILL_DEFAULTS.seed, show_default=True)
 @click.option("--pooling", type=click.Choice(list(POOLINGS)), default=None,
               help="The student's pooling (default: the run's).")
+@click.option("--sharpness", type=float, default=DISTILL_DEFAULTS.sharpness, show_default=True,
+              help="Learn the ensemble's probabilities centred on its thresholds and spread by this factor in "
+                   "log-odds (same labels, the student's threshold 0.5); 1: the probabilities as they are.")
 @click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
               help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
 @user_errors

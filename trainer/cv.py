@@ -107,14 +107,20 @@ def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = p
     student = run.path / STUDENT_NAME
     report_path = student / "distill-report.json"
     if config.resume and report_path.is_file() and run.student.has_scoring_config():
-        # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
         run_scoring, student_scoring = ScoringConfig.load(run.best.path), ScoringConfig.load(run.student.path)
-        student_scoring.thresholds = run_scoring.thresholds
-        student_scoring.threshold_strategy = run_scoring.threshold_strategy
-        student_scoring.save(run.student.path)
-        log(f"student: already done, kept ({run.student.path}), with the run's {run_scoring.threshold_strategy} "
-            "thresholds")
-        return json.loads(report_path.read_text())
+        centred_on = (student_scoring.recipe or {}).get("centred_on_thresholds")
+        if centred_on is None:
+            # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
+            student_scoring.thresholds = run_scoring.thresholds
+            student_scoring.threshold_strategy = run_scoring.threshold_strategy
+            student_scoring.save(run.student.path)
+            log(f"student: already done, kept ({run.student.path}), with the run's {run_scoring.threshold_strategy} "
+                "thresholds")
+            return json.loads(report_path.read_text())
+        if list(centred_on) == list(run_scoring.thresholds):
+            log(f"student: already done, kept ({run.student.path})")
+            return json.loads(report_path.read_text())
+        log("student: its targets were centred on other thresholds than the run's now; training it again")
     # No --arguments: the student takes the arguments the run trained on (after --limit and
     # --conclusions-fraction), each with its out-of-fold probabilities as targets.
     return run_distillation(DistillConfig(
@@ -328,7 +334,7 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
     """
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
 
-    from trainer.losses import positive_weights, trainer_class
+    from trainer.losses import label_priors, positive_weights, trainer_class
 
     resume_from = _last_checkpoint(fold_dir.checkpoints) if config.resume else None
     epochs: list[dict] = []
@@ -343,12 +349,13 @@ def train_fold(config: TrainConfig, fold: int, train_set: ArgumentDataset, eval_
     callbacks = [_epochs_writer(fold_dir, epochs), *fold_callbacks(fold)]
     if config.early_stopping:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping))
-    pos_weight = positive_weights(np.asarray(train_set.targets)) if config.loss == "bce-pos-weight" else None
+    train_targets = np.asarray(train_set.targets)
+    pos_weight = positive_weights(train_targets) if config.loss == "bce-pos-weight" else None
     arguments = training_arguments(
         config, fold_dir.checkpoints, per_device_eval_batch_size=config.eval_batch_size, eval_strategy="epoch",
         save_strategy="epoch", save_total_limit=1, save_only_model=True, load_best_model_at_end=True,
         metric_for_best_model="f1_tuned", greater_is_better=True, dataloader_num_workers=0)
-    trainer = trainer_class(config.loss, pos_weight)(
+    trainer = trainer_class(config.loss, pos_weight, priors=label_priors(train_targets), rows=len(train_targets))(
         model=model,
         args=arguments,
         train_dataset=train_set,

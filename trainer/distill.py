@@ -60,6 +60,10 @@ class DistillConfig:
     batch_size: int = TrainConfig.batch_size
     seed: int = TrainConfig.seed
     pooling: str | None = None  # None: the run's own pooling
+    # Targets centred on the ensemble's thresholds and sharpened: sigmoid(sharpness * (logit(p) -
+    # logit(threshold))), so the student's threshold is 0.5 and the ensemble's labels are its
+    # targets' (p > threshold exactly where the target > 0.5); 1 keeps the probabilities as they are.
+    sharpness: float = 1.0
 
     @property
     def runs(self) -> list[str]:
@@ -74,6 +78,8 @@ class DistillConfig:
             raise ArgvaluesError("--epochs and --batch-size must be at least 1 and --lr in (0, 1)")
         if (self.validation_arguments is None) != (self.validation_labels is None):
             raise ArgvaluesError("--validation-arguments and --validation-labels go together")
+        if not 0 < self.sharpness <= 20:
+            raise ArgvaluesError(f"--sharpness must lie in (0, 20], got {self.sharpness}")
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ArgvaluesError(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
 
@@ -93,7 +99,7 @@ def check_teacher_runs(config: DistillConfig) -> None:
 
 def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.DataFrame, np.ndarray]:
     """Arguments and the ensemble's probabilities for them (out of fold, plus the teacher's on unlabelled)."""
-    oof = mean_out_of_fold(config.runs)
+    oof = mean_out_of_fold(config.runs, same_input=False)
     paths = config.arguments or RunDir(config.run).config().arguments
     arguments = pd.concat([read_arguments(path) for path in paths], ignore_index=True)
     # The files a run recorded hold more arguments than it trained on after --limit or
@@ -122,14 +128,30 @@ def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.
     return pd.concat(frames, ignore_index=True), np.concatenate(targets)
 
 
+def centred_targets(probabilities: np.ndarray, thresholds: list[float], sharpness: float) -> np.ndarray:
+    """The ensemble's probabilities moved so that each label's threshold sits at 0.5, spread by
+    ``sharpness`` in log-odds: the same labels at 0.5, a margin ``sharpness`` times as wide."""
+    clipped = np.clip(probabilities.astype(np.float64), 1e-6, 1 - 1e-6)
+    limits = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1 - 1e-6)
+    margin = np.log(clipped / (1 - clipped)) - np.log(limits / (1 - limits))
+    return (1 / (1 + np.exp(-sharpness * margin))).astype(np.float32)
+
+
 def fold_ensemble(runs: list[Path]) -> Callable[[pd.DataFrame], np.ndarray]:
     """The mean probability of every fold model of ``runs`` (what 'export --ensemble --join' exports),
-    in PyTorch (on the GPU when there is one)."""
+    in PyTorch (on the GPU when there is one); each run's models read the arguments through that
+    run's own template (an ensemble over input views)."""
     from trainer.evaluation import checkpoint_probabilities
 
-    scoring = ScoringConfig.load(RunDir(runs[0]).best.path)
-    checkpoints = [fold.model for run in runs for fold in RunDir(run).finished_folds()]
-    return lambda arguments: checkpoint_probabilities(checkpoints, arguments, scoring)
+    members = [(ScoringConfig.load(RunDir(run).best.path), [fold.model for fold in RunDir(run).finished_folds()])
+               for run in runs]
+
+    def probabilities(arguments: pd.DataFrame) -> np.ndarray:
+        total = sum(len(checkpoints) * checkpoint_probabilities(checkpoints, arguments, scoring)
+                    for scoring, checkpoints in members)
+        return total / sum(len(checkpoints) for _, checkpoints in members)
+
+    return probabilities
 
 
 def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) -> dict:
@@ -147,8 +169,12 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     # With --join, the joined ensemble's own thresholds, as 'export --ensemble --join' chooses them;
     # chosen before training, so that unreadable training labels fail at once with nothing written.
     if config.join:
-        choice = joined_thresholds(config.runs, strategy)
+        choice = joined_thresholds(config.runs, strategy, same_input=False)
         thresholds, strategy = choice["thresholds"], choice["strategy"]
+    centred_on = None
+    if config.sharpness != 1:
+        targets, centred_on = centred_targets(targets, thresholds, config.sharpness), list(thresholds)
+        thresholds = [0.5] * len(thresholds)
     validation = (read_labelled_arguments(config.validation_arguments, config.validation_labels)
                   if config.validation_arguments else None)
     tokenizer = load_tokenizer(config.model)
@@ -179,7 +205,8 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
                             recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
                                     "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
-                                    "seed": config.seed})
+                                    "seed": config.seed, "sharpness": config.sharpness,
+                                    "centred_on_thresholds": centred_on})
     scoring.save(best.path)
     best.copy_parity_sample_from(run_best)
     report = {"config": asdict(config), "rows": len(arguments),

@@ -270,12 +270,17 @@ class RunDir:
 SHARED_INPUT = ("model", "template", "max_length")
 
 
-def check_joinable(runs: list[RunDir]) -> None:
-    """Refuses unfinished runs, and runs whose members would need different inputs."""
+def check_joinable(runs: list[RunDir], same_input: bool = True) -> None:
+    """Refuses unfinished runs, and (``same_input``) runs whose members would need different inputs:
+    one exported ensemble feeds every member the same tokens. A student learns the joined
+    probabilities through its own input, so for distillation the runs may read the arguments
+    differently (other templates: an ensemble over input views)."""
     for run in runs:
         if not run.is_finished():
             raise ModelDirError(f"{run.path}: not a finished training run "
                                 f"(no {RUN_CONFIG_NAME} or {OOF_PROBABILITIES_NAME})")
+    if not same_input:
+        return
     first = runs[0].recorded_options()
     for run in runs[1:]:
         options = run.recorded_options()
@@ -285,7 +290,7 @@ def check_joinable(runs: list[RunDir]) -> None:
                 f"{key} {options.get(key)!r} vs {first.get(key)!r}" for key in differing))
 
 
-def mean_out_of_fold(run_paths: list[str | Path]) -> pd.DataFrame:
+def mean_out_of_fold(run_paths: list[str | Path], same_input: bool = True) -> pd.DataFrame:
     """The mean of the runs' out-of-fold probabilities, one row per argument (indexed by its ID, in
     the first run's order), with the first run's ``fold`` of each argument.
 
@@ -294,7 +299,7 @@ def mean_out_of_fold(run_paths: list[str | Path]) -> pd.DataFrame:
     split the folds differently).
     """
     runs = [RunDir(path) for path in run_paths]
-    check_joinable(runs)
+    check_joinable(runs, same_input)
     frames = [run.read_out_of_fold() for run in runs]
     for run, frame in zip(runs[1:], frames[1:]):
         if len(frame) != len(frames[0]) or not frame.index.isin(frames[0].index).all():
@@ -306,10 +311,10 @@ def mean_out_of_fold(run_paths: list[str | Path]) -> pd.DataFrame:
     return mean
 
 
-def joined_out_of_fold(run_paths: list[str | Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joined_out_of_fold(run_paths: list[str | Path], same_input: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Targets, the runs' mean out-of-fold probabilities (:func:`mean_out_of_fold`) and the first
     run's folds. The targets are read from the labels the first run trained on."""
-    mean = mean_out_of_fold(run_paths)
+    mean = mean_out_of_fold(run_paths, same_input)
     first = RunDir(run_paths[0])
     config = first.config()
     try:
@@ -321,10 +326,10 @@ def joined_out_of_fold(run_paths: list[str | Path]) -> tuple[np.ndarray, np.ndar
     return targets[row_of.loc[mean.index].to_numpy()], mean[LABELS].to_numpy(), mean["fold"].to_numpy()
 
 
-def joined_thresholds(run_paths: list[str | Path], strategy: str) -> dict:
+def joined_thresholds(run_paths: list[str | Path], strategy: str, same_input: bool = True) -> dict:
     """Thresholds for the mean of several runs' fold models, chosen on their joined out-of-fold
     predictions as a single run chooses its own (``choose_thresholds``)."""
     from argvalues.metrics import choose_thresholds
 
-    targets, probabilities, folds = joined_out_of_fold(run_paths)
+    targets, probabilities, folds = joined_out_of_fold(run_paths, same_input)
     return choose_thresholds(targets, probabilities, folds, strategy)

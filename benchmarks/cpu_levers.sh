@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Recipe levers on this CPU (issue 13, 2026-12-01): each a full default run (5 grouped folds, the
+# student) with one change, two at a time, one thread each (on 2 cores two single-threaded
+# trainings did 1.3x the work of one two-threaded one; measured in benchmarks/README.md).
+# Usage: bash benchmarks/cpu_levers.sh [DATA_DIR] [RUNS_DIR] STAGE
+#   STAGE losses: RUNS_DIR/base (the previous default, --loss bce-pos-weight) and RUNS_DIR/cbntr
+#                 (--loss cb-ntr, the default since), side by side
+#   STAGE views:  RUNS_DIR/view-premise (the premise alone: --template premise), then the student of
+#                 the two views joined (distill --run RUNS_DIR/cbntr --join RUNS_DIR/view-premise)
+#   STAGE table:  validation F1 of the runs' ensembles, alone and joined (benchmarks/run_ensembles.py)
+set -euo pipefail
+DATA=${1:-../shared/data/valueeval23}
+RUNS=${2:-runs}
+STAGE=${3:-losses}
+BIN=${BIN:-.venv/bin}
+mkdir -p "$RUNS/logs"
+train() {  # NAME OPTIONS...: one default run with OPTIONS, one thread, in the background
+    local name=$1; shift
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$BIN/argvalues" train \
+        --arguments "$DATA/arguments-training.tsv" --labels "$DATA/labels-training.tsv" \
+        --unlabelled "$DATA/arguments-test.tsv" \
+        --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
+        --output "$RUNS/$name" --resume "$@" > "$RUNS/logs/$name.log" 2>&1 &
+}
+case "$STAGE" in
+    losses)
+        train base --loss bce-pos-weight
+        train cbntr --loss cb-ntr
+        wait ;;
+    views)
+        train view-premise --template premise --no-distill
+        wait
+        OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/cbntr" --join "$RUNS/view-premise" \
+            --unlabelled "$DATA/arguments-test.tsv" \
+            --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
+            --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1 ;;
+    table)
+        "$BIN/python" benchmarks/run_ensembles.py "$RUNS/base" "$RUNS/cbntr" --data "$DATA"
+        "$BIN/python" benchmarks/run_ensembles.py "$RUNS/cbntr" "$RUNS/view-premise" --data "$DATA" ;;
+    *) echo "unknown stage $STAGE (losses, views, table)" >&2; exit 2 ;;
+esac
