@@ -13,6 +13,11 @@ from export.onnx import ExportOptions, export_model
 from trainer.config import TrainConfig
 from trainer.cv import run_cross_validation
 
+#: One epoch of a tiny random model under the default cb-ntr loss leaves every probability so low
+#: that both runs' best global threshold is the grid's floor; the positive weights give runs whose
+#: thresholds differ, which the join tests need to tell the joined choice from the first run's.
+TINY_RUN_LOSS = "bce-pos-weight"
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -20,7 +25,7 @@ def tiny_run(tmp_path_factory):
     base = make_base_model("bert", root / "base")
     config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
                          output=str(root / "run"), model=str(base), folds=3, epochs=1, batch_size=8,
-                         max_length=48, lr=1e-3)
+                         max_length=48, lr=1e-3, loss=TINY_RUN_LOSS)
     run_cross_validation(config, log=lambda _: None)
     return root / "run"
 
@@ -121,7 +126,7 @@ def second_run(tiny_run):
     """Another seed of the same recipe: other fold models, another split into folds."""
     config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
                          output=str(tiny_run.parent / "run-seed-7"), model=str(tiny_run.parent / "base"), folds=3,
-                         epochs=1, batch_size=8, max_length=48, lr=1e-3, seed=7)
+                         epochs=1, batch_size=8, max_length=48, lr=1e-3, seed=7, loss=TINY_RUN_LOSS)
     run_cross_validation(config, log=lambda _: None)
     return tiny_run.parent / "run-seed-7"
 
@@ -201,8 +206,10 @@ def test_distilling_a_joined_ensemble_learns_the_mean_and_takes_its_thresholds(t
     order = {argument_id: k for k, argument_id in enumerate(oof_ids)}
     np.testing.assert_allclose(targets, joined[[order[i] for i in arguments["Argument ID"]]], atol=1e-6)
     run_distillation(config, log=lambda _: None)
-    assert (ScoringConfig.load(tmp_path / "student" / "best").thresholds
-            == joined_thresholds([tiny_run, second_run], "global")["thresholds"])
+    student = ScoringConfig.load(tmp_path / "student" / "best")
+    # its targets were centred on the joined thresholds (the default --sharpness): its own threshold is 0.5
+    assert student.recipe["centred_on_thresholds"] == joined_thresholds([tiny_run, second_run], "global")["thresholds"]
+    assert student.thresholds == [0.5] * len(student.thresholds) and student.recipe["sharpness"] == config.sharpness
 
 
 @pytest.mark.slow

@@ -150,6 +150,14 @@ def test_train_distils_its_student_and_export_takes_it(lever_run):
     resumed = []
     run_cross_validation(TrainConfig(**{**config.to_dict(), "resume": True}), log=resumed.append)
     assert "fold 1: already done, kept" in resumed and any(m.startswith("student: already done") for m in resumed)
+    # the student's targets were centred on the run's thresholds: re-chosen thresholds train it again
+    rethresholded = []
+    run_cross_validation(TrainConfig(**{**config.to_dict(), "resume": True, "thresholds": "per-label"}),
+                         log=rethresholded.append)
+    assert any("centred on other thresholds" in m for m in rethresholded)
+    run_thresholds = json.loads((root / "run" / "best" / "argvalues.json").read_text())["thresholds"]
+    recipe = json.loads((student / "argvalues.json").read_text())["recipe"]
+    assert recipe["centred_on_thresholds"] == run_thresholds and len(set(run_thresholds)) > 1
 
 
 def test_a_share_of_the_conclusions_is_drawn_whole_and_nested():
