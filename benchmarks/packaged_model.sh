@@ -24,7 +24,28 @@ assert compact["default_ok"], "the compact variant did not hold the labels: not 
 PY
 staged=$(mktemp -d "$(dirname "$PACKAGE")/.packaged-XXXX")
 cp -p "$RUN/model"/* "$staged"/
-rm -f "$staged"/model.onnx "$staged"/model_quantized.onnx "$staged"/model_*.onnx.data
+rm -f "$staged"/model.onnx "$staged"/model_*.onnx "$staged"/model_*.onnx.data
+cp -p "$RUN/model/model_compact.onnx" "$staged"/
+# The card export wrote, under a header that says what the package holds and what judges it.
+"$BIN/python" - "$RUN" "$staged" <<'PY'
+import json, pathlib, sys
+run, staged = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+report = json.loads((run / "cv-report.json").read_text())
+crossfit = report["thresholds"]["crossfit_f1"][report["thresholds"]["strategy"]]
+size = sum(p.stat().st_size for p in staged.iterdir()) / 2**20
+header = (
+    "# argvalues model: the human values behind arguments\n\n"
+    "**The model packaged with argvalues** (`score`'s model when neither `--model`, `$ARGVALUES_MODEL` nor "
+    f"`./argvalues-model` names another). To stay small ({size:.0f} MB) the package holds its compact variant "
+    "(`model_compact.onnx`: the fp32 model with its large weights stored as fp16, fp32 arithmetic) alone; "
+    "`model.onnx` and the checks below were made by the export it was cut from. It was trained on every labelled "
+    f"argument ({report['data']['rows']}: the official training and validation sets), so validation cannot judge "
+    f"it: the fold models it was distilled from score {crossfit:.4f} out of fold (cross-fitted official F1). "
+    "Rebuild it with `bash benchmarks/packaged_model.sh`.\n\n")
+card = staged / "README.md"
+body = card.read_text()
+card.write_text(header + (body.split("\n\n", 1)[1] if body.startswith("# ") else body))
+PY
 chmod 755 "$staged"
 rm -rf "$PACKAGE"
 mv "$staged" "$PACKAGE"

@@ -140,6 +140,9 @@ def _thresholds(scoring: ScoringConfig, manifest: dict) -> list[str]:
     ensemble, cv = manifest.get("ensemble"), manifest.get("cv") or {}
     if ensemble:
         chosen = f", chosen on {ensemble['thresholds_from']}"
+    elif cv.get("distilled_from") and (scoring.recipe or {}).get("centred_on_thresholds"):
+        chosen = (", 0.5: it learned the ensemble's probabilities centred on the ensemble's thresholds (chosen on "
+                  "out-of-fold predictions; recipe: centred_on_thresholds)")
     elif cv.get("distilled_from"):
         chosen = ", those of the ensemble it was distilled from (chosen on out-of-fold predictions)"
     elif "thresholds" in cv:

@@ -53,8 +53,14 @@ def test_the_student_pools_as_the_run_did_unless_told_otherwise():
     config = DistillConfig(run="run", arguments="a.tsv", output="out")
     assert config.student_pooling(scoring({"pooling": "mean"})) == "mean"
     assert config.student_pooling(scoring({})) == "model"  # a run from before --pooling existed
-    told = DistillConfig(run="run", arguments="a.tsv", output="out", pooling="model")
+    told = DistillConfig(run="run", arguments="a.tsv", output="out", model="base", pooling="model")
     assert told.student_pooling(scoring({"pooling": "mean"})) == "model"
+
+
+def test_pooling_applies_only_to_a_student_started_afresh():
+    # by default the student starts from the run's best fold model, which keeps its own pooling
+    with pytest.raises(ArgvaluesError, match="--pooling applies to a student started afresh from --model"):
+        DistillConfig(run="run", arguments="a.tsv", output="out", pooling="model")
 
 
 def test_the_targets_are_the_out_of_fold_probabilities_in_the_arguments_order(tmp_path):

@@ -105,6 +105,33 @@ def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path
     assert manifest["parity"]["max_abs_difference"] < 1e-4
 
 
+@pytest.mark.slow
+def test_by_default_the_student_starts_from_the_runs_best_fold_model(tiny_run, tmp_path):
+    from safetensors.torch import load_file
+
+    from trainer.distill import DistillConfig, run_distillation
+
+    messages = []
+    # a learning rate too small to move the weights: the student is what it started from
+    config = DistillConfig(run=str(tiny_run), arguments=str(EXAMPLES / "arguments.tsv"), output=str(tmp_path / "student"),
+                           epochs=1, batch_size=8, lr=1e-12)
+    run_distillation(config, log=messages.append)
+    best = load_file(tiny_run / "best" / "model.safetensors")
+    student = load_file(tmp_path / "student" / "best" / "model.safetensors")
+    assert student.keys() == best.keys()
+    assert all(np.allclose(student[name].numpy(), best[name].numpy(), atol=1e-6) for name in best)
+    assert any(m.startswith(f"distilling into the best fold model ({tiny_run / 'best'})") for m in messages)
+    scoring = json.loads((tmp_path / "student" / "best" / "argvalues.json").read_text())
+    run_scoring = json.loads((tiny_run / "best" / "argvalues.json").read_text())
+    assert scoring["recipe"]["started_from"] == "best fold" and scoring["base_model"] == run_scoring["base_model"]
+
+    # --model starts it afresh: a new head on the base model
+    fresh = DistillConfig(**{**vars(config), "output": str(tmp_path / "fresh"), "model": str(tiny_run.parent / "base")})
+    run_distillation(fresh, log=lambda _: None)
+    head = load_file(tmp_path / "fresh" / "best" / "model.safetensors")["classifier.weight"].numpy()
+    assert not np.allclose(head, best["classifier.weight"].numpy(), atol=1e-3)
+
+
 def test_without_a_teacher_the_fold_models_label_the_unlabelled_arguments(tiny_run):
     from argvalues.model_config import ScoringConfig
     from trainer.distill import DistillConfig, soft_targets

@@ -69,6 +69,17 @@ def test_what_was_not_recorded_is_said_so():
     assert "| int8 |" not in card
 
 
+def test_a_student_with_centred_targets_says_where_its_threshold_of_one_half_comes_from():
+    student = ScoringConfig(thresholds=[0.5] * len(LABELS), threshold_strategy="global", template=TEMPLATES["premise"],
+                            max_length=128, base_model="m", recipe={"sharpness": 4.0,
+                                                                    "centred_on_thresholds": [0.46] * len(LABELS)})
+    card = render_model_card(student, manifest(cv={"distilled_from": ["runs/x"]}), None)
+    assert "Strategy: global, 0.5: it learned the ensemble's probabilities centred on the ensemble's thresholds" in card
+    student.recipe = {"sharpness": 1.0, "centred_on_thresholds": None}
+    card = render_model_card(student, manifest(cv={"distilled_from": ["runs/x"]}), None)
+    assert "Strategy: global, those of the ensemble it was distilled from" in card
+
+
 def test_export_of_a_run_writes_the_card_from_its_records(tmp_path):
     run = fake_run(tmp_path / "run", seed=0)
     make_checkpoint("bert", run.best.path, threshold=0.35)

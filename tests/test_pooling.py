@@ -110,7 +110,7 @@ def test_pooling_is_checked_and_a_run_from_before_the_option_resumes(tmp_path):
                                 template=TEMPLATES["premise-stance-conclusion"], max_length=64, base_model="x",
                                 recipe={"pooling": "mean"})
     assert DistillConfig(run="r", arguments="a", output="o").student_pooling(run_scoring) == "mean"
-    assert DistillConfig(run="r", arguments="a", output="o", pooling="model").student_pooling(run_scoring) == "model"
+    assert DistillConfig(run="r", arguments="a", output="o", model="m", pooling="model").student_pooling(run_scoring) == "model"
 
     base = make_base_model("bert", tmp_path / "base")
     common = dict(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"), model=str(base),

@@ -103,13 +103,15 @@ def train(**options):
               help="Unlabelled argument TSVs to learn the teacher's probabilities on (repeatable).")
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
 @click.option("--validation-labels", type=click.Path(dir_okay=False), help="Official validation labels.")
-@click.option("--model", default=DISTILL_DEFAULTS.model, show_default=True, help="The student's base model.")
+@click.option("--model", default=None,
+              help="Start the student afresh from this base model (a hub id or directory; a new head). Default: "
+                   "the run's best fold model, encoder and head, which learns the ensemble better.")
 @click.option("--epochs", type=int, default=DISTILL_DEFAULTS.epochs, show_default=True)
 @click.option("--lr", type=float, default=DISTILL_DEFAULTS.lr, show_default=True)
 @click.option("--batch-size", type=int, default=DISTILL_DEFAULTS.batch_size, show_default=True)
 @click.option("--seed", type=int, default=DISTILL_DEFAULTS.seed, show_default=True)
 @click.option("--pooling", type=click.Choice(list(POOLINGS)), default=None,
-              help="The student's pooling (default: the run's).")
+              help="The pooling of a student started from --model (default: the run's).")
 @click.option("--sharpness", type=float, default=DISTILL_DEFAULTS.sharpness, show_default=True,
               help="Learn the ensemble's probabilities centred on its thresholds and spread by this factor in "
                    "log-odds (same labels, the student's threshold 0.5); 1: the probabilities as they are.")

@@ -122,11 +122,12 @@ def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = p
             return json.loads(report_path.read_text())
         log("student: its targets were centred on other thresholds than the run's now; training it again")
     # No --arguments: the student takes the arguments the run trained on (after --limit and
-    # --conclusions-fraction), each with its out-of-fold probabilities as targets.
+    # --conclusions-fraction), each with its out-of-fold probabilities as targets. No model: it
+    # starts from the run's best fold model.
     return run_distillation(DistillConfig(
         run=str(run.path), arguments=[], output=str(student), unlabelled=config.unlabelled,
         validation_arguments=config.validation_arguments, validation_labels=config.validation_labels,
-        model=config.model, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
+        model=None, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
         weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed), log=log)
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
-from trainer.config import BEFORE_OPTIONS_EXISTED, DEFAULT_MODEL, POOLINGS, TrainConfig, as_list
+from trainer.config import BEFORE_OPTIONS_EXISTED, POOLINGS, TrainConfig, as_list
 from trainer.run_dir import (
     BEST_NAME,
     CHECKPOINTS_NAME,
@@ -51,8 +51,11 @@ class DistillConfig:
     unlabelled: list[str] = field(default_factory=list)
     validation_arguments: str | None = None
     validation_labels: str | None = None
+    # What the student starts from. None: the run's best fold model, encoder and head (+0.010 on
+    # validation against a fresh head on the base model for the default recipe's student:
+    # benchmarks/README.md, "Recipe levers on this CPU"); a base model starts it afresh.
+    model: str | None = None
     # The student trains like a fold model unless told otherwise.
-    model: str = DEFAULT_MODEL
     epochs: int = TrainConfig.epochs
     lr: float = TrainConfig.lr
     warmup_ratio: float = TrainConfig.warmup_ratio
@@ -74,6 +77,10 @@ class DistillConfig:
     def student_pooling(self, run_scoring: ScoringConfig) -> str:
         return self.pooling or (run_scoring.recipe or {}).get("pooling", BEFORE_OPTIONS_EXISTED["pooling"])
 
+    def start(self) -> str:
+        """The checkpoint or base model the student's training starts from."""
+        return self.model or str(RunDir(self.run).best.path)
+
     def __post_init__(self) -> None:
         self.arguments, self.unlabelled, self.join = as_list(self.arguments), as_list(self.unlabelled), as_list(self.join)
         if self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < 1:
@@ -84,6 +91,9 @@ class DistillConfig:
             raise ArgvaluesError(f"--sharpness must lie in (0, 20], got {self.sharpness}")
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ArgvaluesError(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        if self.pooling and not self.model:
+            raise ArgvaluesError("--pooling applies to a student started afresh from --model; the run's best fold "
+                                 "model keeps its own pooling")
 
 
 def check_teacher_runs(config: DistillConfig) -> None:
@@ -179,7 +189,9 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
         thresholds = [0.5] * len(thresholds)
     validation = (read_labelled_arguments(config.validation_arguments, config.validation_labels)
                   if config.validation_arguments else None)
-    tokenizer = load_tokenizer(config.model)
+    start = config.start()
+    base_model = config.model or run_scoring.base_model
+    tokenizer = load_tokenizer(start)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
@@ -189,11 +201,12 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     descriptions = (run_scoring.recipe or {}).get("descriptions") if pooling == "mean" else None
     from trainer.training_data import read_value_descriptions
 
-    model = load_classifier(config.model, pooling=pooling,
+    model = load_classifier(start, pooling=pooling,
                             descriptions=read_value_descriptions(descriptions) if descriptions else None)
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
     args = training_arguments(config, out / CHECKPOINTS_NAME, eval_strategy="no", save_strategy="no")
-    log(f"distilling into {config.model} ({pooling} pooling): {len(arguments)} arguments with soft targets, "
+    started_from = config.model or f"the best fold model ({start})"
+    log(f"distilling into {started_from} ({pooling} pooling): {len(arguments)} arguments with soft targets, "
         f"{config.epochs} epoch(s)")
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
@@ -203,8 +216,10 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     save_checkpoint(trainer, best.path)
     shutil.rmtree(out / CHECKPOINTS_NAME, ignore_errors=True)
     scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
-                            template=run_scoring.template, max_length=run_scoring.max_length, base_model=config.model,
-                            recipe={"distilled_from": config.runs, "model": config.model, "pooling": pooling,
+                            template=run_scoring.template, max_length=run_scoring.max_length, base_model=base_model,
+                            recipe={"distilled_from": config.runs, "model": base_model,
+                                    "started_from": "best fold" if not config.model else "base model",
+                                    "pooling": pooling,
                                     "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
                                     "seed": config.seed, "sharpness": config.sharpness,
