@@ -328,10 +328,11 @@ def main() -> None:
             from tiny_models import make_checkpoint
 
             from export.build_variants import default_variants
-            from export.onnx import export_model
+            from export.onnx import ExportOptions, export_model
 
             tiny = make_checkpoint("bert", Path(folder) / "tiny-checkpoint", threshold=0.5)
-            export_model(tiny, Path(folder) / "tiny-model", log=lambda _: None, variants=default_variants())
+            export_model(tiny, Path(folder) / "tiny-model", ExportOptions(variants=default_variants()),
+                         log=lambda _: None)
             picked = ScoringModel(Path(folder) / "tiny-model", device="cpu").variant
             print(f"\npeak RSS of `score` (tiny random BERT, its default variant {picked}; memory, not speed)")
             for count in args.memory_rows:
