@@ -23,9 +23,13 @@ print(f"fp32-compact: {100 * compact['label_agreement']:.2f}% of held-out labels
 assert compact["default_ok"], "the compact variant did not hold the labels: not packaged"
 PY
 staged=$(mktemp -d "$(dirname "$PACKAGE")/.packaged-XXXX")
-cp -p "$RUN/model"/* "$staged"/
-rm -f "$staged"/model.onnx "$staged"/model_*.onnx "$staged"/model_*.onnx.data
-cp -p "$RUN/model/model_compact.onnx" "$staged"/
+for file in "$RUN/model"/*; do  # every file but the ONNX models other than the compact one
+    case "$(basename "$file")" in
+        model_compact.onnx) cp -p "$file" "$staged"/ ;;
+        model*.onnx | model*.onnx.data) ;;
+        *) cp -p "$file" "$staged"/ ;;
+    esac
+done
 # The card export wrote, under a header that says what the package holds and what judges it.
 "$BIN/python" - "$RUN" "$staged" <<'PY'
 import json, pathlib, sys
@@ -36,7 +40,7 @@ size = sum(p.stat().st_size for p in staged.iterdir()) / 2**20
 header = (
     "# argvalues model: the human values behind arguments\n\n"
     "**The model packaged with argvalues** (`score`'s model when neither `--model`, `$ARGVALUES_MODEL` nor "
-    f"`./argvalues-model` names another). To stay small ({size:.0f} MB) the package holds its compact variant "
+    f"`./argvalues-model` names another). To stay small ({size:.0f} MiB) the package holds its compact variant "
     "(`model_compact.onnx`: the fp32 model with its large weights stored as fp16, fp32 arithmetic) alone; "
     "`model.onnx` and the checks below were made by the export it was cut from. It was trained on every labelled "
     f"argument ({report['data']['rows']}: the official training and validation sets), so validation cannot judge "
