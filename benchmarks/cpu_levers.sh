@@ -7,6 +7,10 @@
 #                 (--loss cb-ntr, the default since), side by side
 #   STAGE views:  RUNS_DIR/view-premise (the premise alone: --template premise), then the student of
 #                 the two views joined (distill --run RUNS_DIR/cbntr --join RUNS_DIR/view-premise)
+#   STAGE views-pair: both teachers of the views stage (RUNS_DIR/cbntr and RUNS_DIR/view-premise,
+#                 no students) one after the other with THREADS threads each (default 2: on an AMD
+#                 EPYC without AVX512 one two-threaded training ran 2.5x as fast as each of two
+#                 one-threaded ones side by side), then the joined student
 #   STAGE table:  validation F1 of the runs' ensembles, alone and joined (benchmarks/run_ensembles.py)
 set -euo pipefail
 DATA=${1:-../shared/data/valueeval23}
@@ -16,7 +20,7 @@ BIN=${BIN:-.venv/bin}
 mkdir -p "$RUNS/logs"
 train() {  # NAME OPTIONS...: one default run with OPTIONS, one thread, in the background
     local name=$1; shift
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$BIN/argvalues" train \
+    OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1} "$BIN/argvalues" train \
         --arguments "$DATA/arguments-training.tsv" --labels "$DATA/labels-training.tsv" \
         --unlabelled "$DATA/arguments-test.tsv" \
         --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
@@ -34,8 +38,16 @@ case "$STAGE" in
             --unlabelled "$DATA/arguments-test.tsv" \
             --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
             --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1 ;;
+    views-pair)
+        THREADS=${THREADS:-2}
+        train cbntr --loss cb-ntr --no-distill; wait
+        train view-premise --template premise --no-distill; wait
+        OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/cbntr" --join "$RUNS/view-premise" \
+            --unlabelled "$DATA/arguments-test.tsv" \
+            --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
+            --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1 ;;
     table)
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/base" "$RUNS/cbntr" --data "$DATA"
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/cbntr" "$RUNS/view-premise" --data "$DATA" ;;
-    *) echo "unknown stage $STAGE (losses, views, table)" >&2; exit 2 ;;
+    *) echo "unknown stage $STAGE (losses, views, views-pair, table)" >&2; exit 2 ;;
 esac

@@ -98,12 +98,15 @@ class ScoringModel:
         # Static int8 and OpenVINO's bf16 batch rows of one token length only: no row is padded, and
         # neither runtime's result for a row depends on how many rows share its call (scorer/runtimes.py).
         self.equal_length_batches = self.variant in (STATIC_INT8, BF16)
-        # One row per call keeps few of an operator's threads busy; on the CPU such calls run side
-        # by side instead, one ONNX Runtime thread each (benchmarks/README.md, "Scoring on Ray":
-        # two single-threaded workers beat one two-threaded engine 1.47x on 2 cores).
+        # One row per call, or static int8's small batches of one token length, keep few of an
+        # operator's threads busy; on the CPU such calls run side by side instead, one ONNX Runtime
+        # thread each (benchmarks/README.md, "Scoring on Ray": two single-threaded workers beat one
+        # two-threaded engine 1.47x on 2 cores; "Static int8 on an AVX2 CPU": 1.35x for static int8,
+        # with the same probabilities).
         cores = threads or len(os.sched_getaffinity(0)) or 1
         if parallel_calls is None:
-            parallel_calls = cores if self.rows_per_call and providers[0] == "CPUExecutionProvider" else 1
+            small_calls = self.rows_per_call or self.variant == STATIC_INT8
+            parallel_calls = cores if small_calls and providers[0] == "CPUExecutionProvider" else 1
         self.parallel_calls = parallel_calls
         self._pool = None
         if self.variant in OPENVINO_VARIANTS:

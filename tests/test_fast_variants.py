@@ -91,6 +91,18 @@ def test_equal_length_batches_hold_one_token_length_each(static_int8):
         assert len(rows) <= 4 and feeds["attention_mask"].all()  # no padding anywhere
 
 
+def test_static_int8_runs_its_small_batches_side_by_side_with_the_same_results(static_int8):
+    from scorer.model import ScoringModel
+
+    model_dir, _ = static_int8
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    side_by_side = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8, threads=2)
+    one_call = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8, threads=2, parallel_calls=1)
+    assert side_by_side.parallel_calls == 2 and one_call.parallel_calls == 1
+    assert ScoringModel(model_dir, device="cpu", variant=FP32, threads=2).parallel_calls == 1  # padded batches
+    assert np.array_equal(side_by_side.probabilities(arguments, 4), one_call.probabilities(arguments, 4))
+
+
 def test_static_int8_is_close_to_fp32(static_int8):
     from scorer.model import ScoringModel
 
@@ -99,6 +111,25 @@ def test_static_int8_is_close_to_fp32(static_int8):
     fp32 = ScoringModel(model_dir, device="cpu", variant=FP32).probabilities(arguments)
     int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).probabilities(arguments)
     assert np.abs(fp32 - int8).max() < 0.05 and not np.array_equal(fp32, int8)
+
+
+def test_static_int8_keeps_the_first_third_of_the_layers_and_the_gelu_outputs_fp32(static_int8):
+    from onnx import helper
+
+    from export.calibration import in_first_layers
+
+    def matmuls(layers):
+        names = [f"/encoder/layer.{layer}/{part}/MatMul" for layer in range(layers) for part in ("query", "output")]
+        return helper.make_model(helper.make_graph([helper.make_node("MatMul", ["a", "b"], [n], name=n) for n in names],
+                                                   "g", [], []))
+
+    assert in_first_layers(matmuls(6)) == sorted(f"/encoder/layer.{layer}/{part}/MatMul"
+                                                 for layer in (0, 1) for part in ("query", "output"))
+    assert in_first_layers(matmuls(12))[-1] == "/encoder/layer.3/query/MatMul"
+    assert in_first_layers(matmuls(2)) == []  # the tiny model: every layer quantized
+    _, manifest = static_int8
+    kept = manifest["variants"][STATIC_INT8]["kept_fp32"]
+    assert len(kept) == 2 and all("output/dense" in name for name in kept)  # the 2 layers' GELU outputs
 
 
 def test_paired_bootstrap_of_the_f1_change():
