@@ -1,0 +1,137 @@
+"""Static int8 recipes side by side: labels as fp32's and speed against fp32, on one model.
+
+    .venv/bin/python benchmarks/int8_recipes.py [--model-dir DIR] [--data ../shared/data/valueeval23]
+        [--judge arguments-test.tsv] [--keep DIR] [RECIPE ...]
+
+DIR defaults to the packaged model; a directory holding only ``model_compact.onnx`` gets an fp32
+``model.onnx`` with the same weights (widened from fp16) in a temporary copy. Every recipe is ONNX
+Runtime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from
+512 training arguments fed one row per call, as ``export`` calibrates); they differ in what stays
+fp32 or in the integer formats. Labels are judged at the model's thresholds on the --judge
+arguments (the packaged model trained on training + validation; the test arguments were only its
+unlabelled inputs). Speed: 256 of them, fp32 and the recipe interleaved, best of two, one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from argvalues.contract import read_arguments  # noqa: E402
+from argvalues.metrics import apply_thresholds  # noqa: E402
+from argvalues.variants import COMPACT, FP32, SPEED_FLAGS, STATIC_INT8, VARIANT_FILES, cpu_flags  # noqa: E402
+from export.calibration import LAYER_INDEX, after_gelu, in_first_layers  # noqa: E402
+
+
+def widened_copy(model_dir: Path, into: Path) -> Path:
+    """``model_dir`` with an fp32 model.onnx made from its compact file (the Cast nodes folded back)."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(model_dir, into)
+    model = onnx.load(str(into / VARIANT_FILES[COMPACT]))
+    for tensor in model.graph.initializer:
+        if tensor.name.endswith(".fp16"):
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name[:-5]))
+    nodes = [node for node in model.graph.node if not node.name.endswith(".widen")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(into / VARIANT_FILES[FP32]))
+    return into
+
+
+def recipes(graph) -> dict[str, dict]:
+    from onnxruntime.quantization import QuantType
+
+    gelu = set(after_gelu(graph))
+    layers = {node.name: int(m.group(1)) for node in graph.graph.node
+              if node.op_type == "MatMul" and (m := LAYER_INDEX.search(node.name))}
+    last = max(layers.values())
+    kept = lambda chosen: sorted(gelu | {name for name, layer in layers.items() if layer in chosen})  # noqa: E731
+    return {
+        "every MatMul with weights": {"exclude": []},
+        "GELU outputs fp32 (the previous recipe)": {"exclude": sorted(gelu)},
+        "... reduce_range (7-bit weights: AVX2's u8s8 saturation)": {"exclude": sorted(gelu), "reduce_range": True},
+        "... uint8 weights (u8u8: no saturation)": {"exclude": sorted(gelu), "weight_type": QuantType.QUInt8},
+        "... and the last layer fp32": {"exclude": kept({last})},
+        "... and layer 0 fp32": {"exclude": kept({0})},
+        "... and layers 0 and last fp32": {"exclude": kept({0, last})},
+        "... and the first third of the layers fp32 (the recipe now)": {
+            "exclude": sorted(gelu | set(in_first_layers(graph)))},
+    }
+
+
+def main() -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from scorer.model import ScoringModel
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "argvalues" / "packaged_model")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "valueeval23")
+    parser.add_argument("--judge", default="arguments-test.tsv")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the scratch model directory here at the end (with the last recipe's int8 file)")
+    parser.add_argument("recipe", nargs="*", help="recipe names (default: all)")
+    args = parser.parse_args()
+    print("CPU flags:", " ".join(sorted(cpu_flags() & set(SPEED_FLAGS))) or "none of " + " ".join(SPEED_FLAGS))
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = args.model_dir
+        if not (model_dir / VARIANT_FILES[FP32]).is_file():
+            model_dir = widened_copy(model_dir, Path(scratch) / "model")
+        else:
+            model_dir = Path(shutil.copytree(model_dir, Path(scratch) / "model"))
+        judged = read_arguments(args.data / args.judge)
+        calibration = read_arguments(args.data / "arguments-training.tsv").sample(512, random_state=0)
+        fp32 = ScoringModel(model_dir, device="cpu", variant=FP32, threads=1)
+        thresholds = fp32.thresholds
+        reference = fp32.probabilities(judged)
+        reference_labels = apply_thresholds(reference, thresholds)
+        feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.rows = iter(feeds)
+
+            def get_next(self):
+                return next(self.rows, None)
+
+        graph = onnx.load(str(model_dir / VARIANT_FILES[FP32]), load_external_data=False)
+        chosen = recipes(graph)
+        for name in args.recipe or list(chosen):
+            recipe = chosen[name]
+            quantize_static(str(model_dir / VARIANT_FILES[FP32]), str(model_dir / VARIANT_FILES[STATIC_INT8]), Reader(),
+                            quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=recipe.get("weight_type", QuantType.QInt8),
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=recipe["exclude"],
+                            reduce_range=recipe.get("reduce_range", False), extra_options={"MatMulConstBOnly": True})
+            int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8, threads=1)
+            probabilities = int8.probabilities(judged)
+            sample, speeds = judged.iloc[:256], {"fp32": 0.0, "int8": 0.0}
+            for _ in range(2):
+                for key, model in (("fp32", fp32), ("int8", int8)):
+                    started = time.perf_counter()
+                    model.probabilities(sample)
+                    speeds[key] = max(speeds[key], len(sample) / (time.perf_counter() - started))
+            agreement = float((apply_thresholds(probabilities, thresholds) == reference_labels).mean())
+            print(json.dumps({"recipe": name, "kept_fp32": len(recipe["exclude"]), "labels_as_fp32": round(agreement, 5),
+                              "labels": int(reference_labels.size),
+                              "max_abs_difference": round(float(np.abs(probabilities - reference).max()), 4),
+                              "int8_over_fp32": round(speeds["int8"] / speeds["fp32"], 2)}), flush=True)
+        if args.keep:
+            shutil.copytree(model_dir, args.keep, dirs_exist_ok=True)
+
+
+if __name__ == "__main__":
+    main()
