@@ -158,6 +158,15 @@ def test_train_distils_its_student_and_export_takes_it(lever_run):
     run_thresholds = json.loads((root / "run" / "best" / "argvalues.json").read_text())["thresholds"]
     recipe = json.loads((student / "argvalues.json").read_text())["recipe"]
     assert recipe["centred_on_thresholds"] == run_thresholds and len(set(run_thresholds)) > 1
+    # a student trained before it started from the best fold model (no "started_from") is trained again
+    settings = json.loads((student / "argvalues.json").read_text())
+    del settings["recipe"]["started_from"]
+    (student / "argvalues.json").write_text(json.dumps(settings))
+    restarted = []
+    run_cross_validation(TrainConfig(**{**config.to_dict(), "resume": True, "thresholds": "per-label"}),
+                         log=restarted.append)
+    assert any("started from the base model" in m for m in restarted)
+    assert json.loads((student / "argvalues.json").read_text())["recipe"]["started_from"] == "best fold"
 
 
 def test_a_share_of_the_conclusions_is_drawn_whole_and_nested():

@@ -108,8 +108,12 @@ def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = p
     report_path = student / "distill-report.json"
     if config.resume and report_path.is_file() and run.student.has_scoring_config():
         run_scoring, student_scoring = ScoringConfig.load(run.best.path), ScoringConfig.load(run.student.path)
-        centred_on = (student_scoring.recipe or {}).get("centred_on_thresholds")
-        if centred_on is None:
+        recipe = student_scoring.recipe or {}
+        centred_on = recipe.get("centred_on_thresholds")
+        if recipe.get("started_from") != "best fold":
+            # trained before the student started from the best fold model (validation 0.4633 against 0.4733)
+            log("student: it started from the base model, not the run's best fold model; training it again")
+        elif centred_on is None:
             # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
             student_scoring.thresholds = run_scoring.thresholds
             student_scoring.threshold_strategy = run_scoring.threshold_strategy
@@ -117,10 +121,11 @@ def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = p
             log(f"student: already done, kept ({run.student.path}), with the run's {run_scoring.threshold_strategy} "
                 "thresholds")
             return json.loads(report_path.read_text())
-        if list(centred_on) == list(run_scoring.thresholds):
+        elif list(centred_on) == list(run_scoring.thresholds):
             log(f"student: already done, kept ({run.student.path})")
             return json.loads(report_path.read_text())
-        log("student: its targets were centred on other thresholds than the run's now; training it again")
+        else:
+            log("student: its targets were centred on other thresholds than the run's now; training it again")
     # No --arguments: the student takes the arguments the run trained on (after --limit and
     # --conclusions-fraction), each with its out-of-fold probabilities as targets. No model: it
     # starts from the run's best fold model.
