@@ -9,8 +9,9 @@
 #                 the two views joined (distill --run RUNS_DIR/cbntr --join RUNS_DIR/view-premise)
 #   STAGE views-pair: both teachers of the views stage (RUNS_DIR/cbntr and RUNS_DIR/view-premise,
 #                 no students) one after the other with THREADS threads each (default 2: on an AMD
-#                 EPYC without AVX512 one two-threaded training ran 2.5x as fast as each of two
-#                 one-threaded ones side by side), then the joined student
+#                 EPYC with AVX2 only, a fold took 13.7 min on two threads alone against about 31
+#                 min for each of two one-threaded runs side by side, 0.61 against 1.38 s per step),
+#                 then the joined student
 #   STAGE table:  validation F1 of the runs' ensembles, alone and joined (benchmarks/run_ensembles.py)
 set -euo pipefail
 DATA=${1:-../shared/data/valueeval23}
