@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from argvalues.contract import read_arguments  # noqa: E402
 from argvalues.metrics import apply_thresholds  # noqa: E402
 from argvalues.variants import COMPACT, FP32, SPEED_FLAGS, STATIC_INT8, VARIANT_FILES, cpu_flags  # noqa: E402
-from export.calibration import LAYER_INDEX, after_gelu, in_first_layers  # noqa: E402
+from export.calibration import LAYER_INDEX, after_gelu, feed_reader, in_first_layers  # noqa: E402
 
 
 def widened_copy(model_dir: Path, into: Path) -> Path:
@@ -73,7 +73,7 @@ def recipes(graph) -> dict[str, dict]:
 
 def main() -> None:
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from scorer.model import ScoringModel
 
@@ -100,18 +100,11 @@ def main() -> None:
         reference_labels = apply_thresholds(reference, thresholds)
         feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
 
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.rows = iter(feeds)
-
-            def get_next(self):
-                return next(self.rows, None)
-
         graph = onnx.load(str(model_dir / VARIANT_FILES[FP32]), load_external_data=False)
         chosen = recipes(graph)
         for name in args.recipe or list(chosen):
             recipe = chosen[name]
-            quantize_static(str(model_dir / VARIANT_FILES[FP32]), str(model_dir / VARIANT_FILES[STATIC_INT8]), Reader(),
+            quantize_static(str(model_dir / VARIANT_FILES[FP32]), str(model_dir / VARIANT_FILES[STATIC_INT8]), feed_reader(feeds),
                             quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=recipe.get("weight_type", QuantType.QInt8),
                             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=recipe["exclude"],

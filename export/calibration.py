@@ -66,11 +66,24 @@ def in_first_layers(model, share: float = FP32_LAYER_SHARE) -> list[str]:
     return sorted(name for name, layer in layers.items() if layer < count)
 
 
+def feed_reader(feeds: list[dict]):
+    """ONNX Runtime's calibration reader over prepared feeds (one row each)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter(feeds)
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    return Reader()
+
+
 def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments)."""
     import onnx
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -82,17 +95,10 @@ def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     fp32 = ScoringModel(model_dir, device="cpu", variant=FP32)
     feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.rows = iter(feeds)
-
-        def get_next(self):
-            return next(self.rows, None)
-
     source = model_dir / VARIANT_FILES[FP32]
     graph = onnx.load(str(source), load_external_data=False)
     kept_fp32 = sorted(set(after_gelu(graph)) | set(in_first_layers(graph)))
-    quantize_static(str(source), str(model_dir / VARIANT_FILES[STATIC_INT8]), Reader(),
+    quantize_static(str(source), str(model_dir / VARIANT_FILES[STATIC_INT8]), feed_reader(feeds),
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPERATORS, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
