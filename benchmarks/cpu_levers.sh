@@ -19,13 +19,19 @@ RUNS=${2:-runs}
 STAGE=${3:-losses}
 BIN=${BIN:-.venv/bin}
 mkdir -p "$RUNS/logs"
-train() {  # NAME OPTIONS...: one default run with OPTIONS, one thread, in the background
+train() {  # NAME OPTIONS...: one default run with OPTIONS, THREADS threads (default 1), in the background
     local name=$1; shift
     OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1} "$BIN/argvalues" train \
         --arguments "$DATA/arguments-training.tsv" --labels "$DATA/labels-training.tsv" \
         --unlabelled "$DATA/arguments-test.tsv" \
         --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
         --output "$RUNS/$name" --resume "$@" > "$RUNS/logs/$name.log" 2>&1 &
+}
+views_student() {  # the student of the two views joined, two threads
+    OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/cbntr" --join "$RUNS/view-premise" \
+        --unlabelled "$DATA/arguments-test.tsv" \
+        --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
+        --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1
 }
 case "$STAGE" in
     losses)
@@ -35,18 +41,12 @@ case "$STAGE" in
     views)
         train view-premise --template premise --no-distill
         wait
-        OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/cbntr" --join "$RUNS/view-premise" \
-            --unlabelled "$DATA/arguments-test.tsv" \
-            --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
-            --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1 ;;
+        views_student ;;
     views-pair)
         THREADS=${THREADS:-2}
         train cbntr --loss cb-ntr --no-distill; wait
         train view-premise --template premise --no-distill; wait
-        OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/cbntr" --join "$RUNS/view-premise" \
-            --unlabelled "$DATA/arguments-test.tsv" \
-            --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
-            --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1 ;;
+        views_student ;;
     table)
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/base" "$RUNS/cbntr" --data "$DATA"
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/cbntr" "$RUNS/view-premise" --data "$DATA" ;;

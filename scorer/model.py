@@ -101,8 +101,8 @@ class ScoringModel:
         # One row per call, or static int8's small batches of one token length, keep few of an
         # operator's threads busy; on the CPU such calls run side by side instead, one ONNX Runtime
         # thread each (benchmarks/README.md, "Scoring on Ray": two single-threaded workers beat one
-        # two-threaded engine 1.47x on 2 cores; "Static int8 on an AVX2 CPU": 1.35x for static int8,
-        # with the same probabilities).
+        # two-threaded engine 1.47x on 2 cores; "Static int8 on an AVX2 CPU": 1.19x-1.35x for static
+        # int8, with the same probabilities).
         cores = threads or len(os.sched_getaffinity(0)) or 1
         if parallel_calls is None:
             small_calls = self.rows_per_call or self.variant == STATIC_INT8
