@@ -30,29 +30,18 @@ sys.path.insert(0, str(ROOT))
 from argvalues.contract import read_arguments  # noqa: E402
 from argvalues.metrics import apply_thresholds  # noqa: E402
 from argvalues.variants import COMPACT, FP32, SPEED_FLAGS, STATIC_INT8, VARIANT_FILES, cpu_flags  # noqa: E402
-from export.calibration import LAYER_INDEX, after_gelu, feed_reader, in_first_layers  # noqa: E402
+from export.calibration import LAYER_INDEX, after_gelu, in_first_layers, quantize_static_int8  # noqa: E402
+from export.compact import widened_model  # noqa: E402
 
 
 def widened_copy(model_dir: Path, into: Path) -> Path:
-    """``model_dir`` with an fp32 model.onnx made from its compact file (the Cast nodes folded back)."""
-    import onnx
-    from onnx import numpy_helper
-
+    """``model_dir`` with an fp32 model.onnx made from its compact file."""
     shutil.copytree(model_dir, into)
-    model = onnx.load(str(into / VARIANT_FILES[COMPACT]))
-    for tensor in model.graph.initializer:
-        if tensor.name.endswith(".fp16"):
-            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name[:-5]))
-    nodes = [node for node in model.graph.node if not node.name.endswith(".widen")]
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    onnx.save(model, str(into / VARIANT_FILES[FP32]))
+    widened_model(into / VARIANT_FILES[COMPACT], into / VARIANT_FILES[FP32])
     return into
 
 
 def recipes(graph) -> dict[str, dict]:
-    from onnxruntime.quantization import QuantType
-
     gelu = set(after_gelu(graph))
     layers = {node.name: int(m.group(1)) for node in graph.graph.node
               if node.op_type == "MatMul" and (m := LAYER_INDEX.search(node.name))}
@@ -62,7 +51,7 @@ def recipes(graph) -> dict[str, dict]:
         "every MatMul with weights": {"exclude": []},
         "GELU outputs fp32 (the previous recipe)": {"exclude": sorted(gelu)},
         "... reduce_range (7-bit weights: AVX2's u8s8 saturation)": {"exclude": sorted(gelu), "reduce_range": True},
-        "... uint8 weights (u8u8: no saturation)": {"exclude": sorted(gelu), "weight_type": QuantType.QUInt8},
+        "... uint8 weights (u8u8: no saturation)": {"exclude": sorted(gelu), "weights_unsigned": True},
         "... and the last layer fp32": {"exclude": kept({last})},
         "... and layer 0 fp32": {"exclude": kept({0})},
         "... and layers 0 and last fp32": {"exclude": kept({0, last})},
@@ -73,7 +62,6 @@ def recipes(graph) -> dict[str, dict]:
 
 def main() -> None:
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from scorer.model import ScoringModel
 
@@ -104,11 +92,9 @@ def main() -> None:
         chosen = recipes(graph)
         for name in args.recipe or list(chosen):
             recipe = chosen[name]
-            quantize_static(str(model_dir / VARIANT_FILES[FP32]), str(model_dir / VARIANT_FILES[STATIC_INT8]), feed_reader(feeds),
-                            quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=recipe.get("weight_type", QuantType.QInt8),
-                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=recipe["exclude"],
-                            reduce_range=recipe.get("reduce_range", False), extra_options={"MatMulConstBOnly": True})
+            quantize_static_int8(model_dir / VARIANT_FILES[FP32], model_dir / VARIANT_FILES[STATIC_INT8], feeds,
+                                 recipe["exclude"], weights_unsigned=recipe.get("weights_unsigned", False),
+                                 reduce_range=recipe.get("reduce_range", False))
             int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8, threads=1)
             probabilities = int8.probabilities(judged)
             sample, speeds = judged.iloc[:256], {"fp32": 0.0, "int8": 0.0}

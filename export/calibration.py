@@ -83,29 +83,33 @@ def feed_reader(feeds: list[dict]):
 def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments)."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
 
     from scorer.model import ScoringModel
 
     fp32 = ScoringModel(model_dir, device="cpu", variant=FP32)
     feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
-
     source = model_dir / VARIANT_FILES[FP32]
     graph = onnx.load(str(source), load_external_data=False)
     kept_fp32 = sorted(set(after_gelu(graph)) | set(in_first_layers(graph)))
-    quantize_static(str(source), str(model_dir / VARIANT_FILES[STATIC_INT8]), feed_reader(feeds),
-                    quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPERATORS, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
-                    extra_options={"MatMulConstBOnly": True},
-                    use_external_data_format=len(onnx_files(source)) > 1)
+    quantize_static_int8(source, model_dir / VARIANT_FILES[STATIC_INT8], feeds, kept_fp32)
     return {"how": "ONNX Runtime quantize_static: QDQ, int8 per-channel weights, uint8 activations with MinMax "
                    f"ranges calibrated on {len(calibration)} training arguments; the MatMuls with weights, "
                    f"except the {len(kept_fp32)} that read a GELU's output or lie in the first "
                    f"{FP32_LAYER_SHARE:.0%} of the encoder's layers",
             "calibration_rows": len(calibration), "kept_fp32": kept_fp32}
+
+
+def quantize_static_int8(source: Path, target: Path, feeds: list[dict], kept_fp32: list[str],
+                         weights_unsigned: bool = False, reduce_range: bool = False) -> None:
+    """``source``'s MatMuls with weights, but for the nodes ``kept_fp32``, as QDQ int8 (per-channel
+    weights, uint8 activations with MinMax ranges from ``feeds``) in ``target``. The options export
+    does not use are here for the recipes compared in benchmarks/int8_recipes.py."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(str(source), str(target), feed_reader(feeds),
+                    quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPERATORS, per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QUInt8 if weights_unsigned else QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
+                    reduce_range=reduce_range, extra_options={"MatMulConstBOnly": True},
+                    use_external_data_format=len(onnx_files(source)) > 1)

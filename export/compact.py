@@ -18,6 +18,8 @@ from argvalues.variants import COMPACT, FP32, VARIANT_FILES
 #: Smaller tensors (biases, layer-norm scales, the position of the pad id) stay fp32: they weigh
 #: little and some feed integer or shape arithmetic.
 MIN_ELEMENTS = 1024
+#: What the compact format names: each narrowed weight ``NAME.fp16``, the cast that widens it ``NAME.widen``.
+NARROWED_SUFFIX, WIDEN_SUFFIX = ".fp16", ".widen"
 
 
 def compact_model(source: Path, target: Path) -> int:
@@ -34,13 +36,39 @@ def compact_model(source: Path, target: Path) -> int:
         if tensor.data_type != TensorProto.FLOAT or int(np.prod(tensor.dims)) < MIN_ELEMENTS:
             continue
         name = tensor.name
-        tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), f"{name}.fp16"))
-        widen.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=TensorProto.FLOAT, name=f"{name}.widen"))
+        narrow = numpy_helper.to_array(tensor).astype(np.float16)
+        tensor.CopyFrom(numpy_helper.from_array(narrow, name + NARROWED_SUFFIX))
+        widen.append(helper.make_node("Cast", [name + NARROWED_SUFFIX], [name], to=TensorProto.FLOAT,
+                                      name=name + WIDEN_SUFFIX))
     nodes = widen + list(model.graph.node)  # the casts first: the nodes stay in topological order
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     save_onnx(model, target)
     return len(widen)
+
+
+def widened_model(source: Path, target: Path) -> int:
+    """The inverse of :func:`compact_model`: write ``source`` (a compact model) to ``target`` as a plain
+    fp32 model, its fp16 weights widened and their casts removed (for tools that need ``model.onnx``,
+    such as quantisation, from a directory that ships the compact file alone); returns how many
+    tensors were widened."""
+    import onnx
+    from onnx import numpy_helper
+
+    from export.ensemble import save_onnx
+
+    model = onnx.load(str(source))
+    widened = 0
+    for tensor in model.graph.initializer:
+        if tensor.name.endswith(NARROWED_SUFFIX):
+            wide = numpy_helper.to_array(tensor).astype(np.float32)
+            tensor.CopyFrom(numpy_helper.from_array(wide, tensor.name[:-len(NARROWED_SUFFIX)]))
+            widened += 1
+    nodes = [node for node in model.graph.node if not node.name.endswith(WIDEN_SUFFIX)]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    save_onnx(model, target)
+    return widened
 
 
 def make_compact(model_dir: Path) -> dict:

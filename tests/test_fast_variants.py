@@ -234,3 +234,13 @@ def test_the_compact_variant_is_fp32_arithmetic_on_fp16_weights_and_runs_without
     alone = ScoringModel(shipped, device="cpu")
     assert alone.variant == COMPACT
     np.testing.assert_array_equal(alone.probabilities(arguments), compact.probabilities(arguments))
+    # widened back (what quantisation needs from a directory that ships the compact file alone): the
+    # original graph, fp32 weights, compact's probabilities
+    from export.compact import widened_model
+
+    assert widened_model(shipped / "model_compact.onnx", shipped / "model.onnx") == len(weights)
+    widened = onnx.load(str(shipped / "model.onnx"))
+    assert len(widened.graph.node) == len(onnx.load(str(fp32_file)).graph.node)
+    assert not any(t.data_type == onnx.TensorProto.FLOAT16 for t in widened.graph.initializer)
+    wide = ScoringModel(shipped, device="cpu", variant=FP32).probabilities(arguments)
+    np.testing.assert_allclose(wide, compact.probabilities(arguments), atol=1e-5)

@@ -169,6 +169,55 @@ def test_train_distils_its_student_and_export_takes_it(lever_run):
     assert json.loads((student / "argvalues.json").read_text())["recipe"]["started_from"] == "best fold"
 
 
+def test_train_trains_each_input_view_as_a_run_and_the_student_learns_them_joined(tmp_path):
+    from trainer.run_dir import RunDir, joined_out_of_fold, joined_thresholds
+
+    config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"),
+                         views=["premise"], thresholds="per-label", output=str(tmp_path / "run"),
+                         model=str(make_base_model("bert", tmp_path / "base")), folds=2, epochs=1, batch_size=8,
+                         max_length=48, lr=1e-3)
+    messages = []
+    report = run_cross_validation(config, log=messages.append)
+    run, view = tmp_path / "run", tmp_path / "run" / "views" / "premise"
+    assert RunDir(view).config().template == "premise" and RunDir(run).config().template == config.template
+    assert not (view / "student").exists() and (view / "best").is_dir()
+    assert any(m.startswith("premise: fold 2/2") for m in messages)
+    oof, view_oof = RunDir(run).read_out_of_fold(), RunDir(view).read_out_of_fold()
+    assert (view_oof.loc[oof.index, "fold"] == oof["fold"]).all()  # the same folds grouped by conclusion
+    targets, joined, _ = joined_out_of_fold([run, view], same_input=False)
+    assert np.allclose(joined, (oof[LABELS].to_numpy() + view_oof.loc[oof.index, LABELS].to_numpy()) / 2)
+    assert set(report["views"]["views"]) == {"premise"} and 0 <= report["views"]["joined_out_of_fold_f1"] <= 1
+    assert "## Input views" in (run / "cv-report.md").read_text()
+    student = run / "student" / "best"
+    recipe = json.loads((student / "argvalues.json").read_text())["recipe"]
+    assert recipe["distilled_from"] == [str(run), str(view)]
+    assert recipe["centred_on_thresholds"] == joined_thresholds([run, view], "per-label", same_input=False)["thresholds"]
+    kept = []
+    run_cross_validation(TrainConfig(**{**config.to_dict(), "resume": True}), log=kept.append)
+    assert "premise: fold 2: already done, kept" in kept and any(m.startswith("student: already done") for m in kept)
+    # without the views the student learns the run's folds alone: trained again
+    alone = []
+    run_cross_validation(TrainConfig(**{**config.to_dict(), "resume": True, "views": []}), log=alone.append)
+    assert any(m.startswith("student: it learnt") for m in alone) and not any(m.startswith("premise:") for m in alone)
+    assert json.loads((student / "argvalues.json").read_text())["recipe"]["distilled_from"] == [str(run)]
+
+
+def test_views_are_checked_and_parsed():
+    from click.testing import CliRunner
+
+    from trainer.cli import train
+
+    with pytest.raises(ArgvaluesError, match="--views must name templates"):
+        TrainConfig(arguments="a", labels="l", output="o", views=["nope"])
+    with pytest.raises(ArgvaluesError, match="not --template"):
+        TrainConfig(arguments="a", labels="l", output="o", views=["premise"], template="premise")
+    assert TrainConfig(arguments="a", labels="l", output="o", views=["premise"]).trained_views() == ["premise"]
+    assert TrainConfig(arguments="a", labels="l", output="o", views=["premise"], distill=False).trained_views() == []
+    assert TrainConfig.from_dict({"arguments": "a", "labels": "l", "output": "o"}).views == []  # runs before views
+    result = CliRunner().invoke(train, ["--arguments", "a", "--labels", "l", "--views", "premise,nope"])
+    assert result.exit_code != 0 and "--views must name templates" in result.output and "Traceback" not in result.output
+
+
 def test_a_share_of_the_conclusions_is_drawn_whole_and_nested():
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
     small, large = keep_conclusions(arguments, 0.4, 7), keep_conclusions(arguments, 0.8, 7)

