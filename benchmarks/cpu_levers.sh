@@ -12,6 +12,8 @@
 #                 EPYC with AVX2 only, a fold took 13.7 min on two threads alone against about 31
 #                 min for each of two one-threaded runs side by side, 0.61 against 1.38 s per step),
 #                 then the joined student
+#   STAGE students: after views-pair, the default student of RUNS_DIR/cbntr (RUNS_DIR/cbntr/student)
+#                 and the joined views' student reading the premise alone (RUNS_DIR/views-student-premise)
 #   STAGE table:  validation F1 of the runs' ensembles, alone and joined (benchmarks/run_ensembles.py)
 set -euo pipefail
 DATA=${1:-../shared/data/valueeval23}
@@ -27,11 +29,12 @@ train() {  # NAME OPTIONS...: one default run with OPTIONS, THREADS threads (def
         --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
         --output "$RUNS/$name" --resume "$@" > "$RUNS/logs/$name.log" 2>&1 &
 }
-views_student() {  # the student of the two views joined, two threads
-    OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/cbntr" --join "$RUNS/view-premise" \
+views_student() {  # [NAME FIRST SECOND]: the student of the two views joined, reading FIRST's template, two threads
+    local name=${1:-views-student} first=${2:-cbntr} second=${3:-view-premise}
+    OMP_NUM_THREADS=2 "$BIN/argvalues" distill --run "$RUNS/$first" --join "$RUNS/$second" \
         --unlabelled "$DATA/arguments-test.tsv" \
         --validation-arguments "$DATA/arguments-validation.tsv" --validation-labels "$DATA/labels-validation.tsv" \
-        --output "$RUNS/views-student" > "$RUNS/logs/views-student.log" 2>&1
+        --output "$RUNS/$name" > "$RUNS/logs/$name.log" 2>&1
 }
 case "$STAGE" in
     losses)
@@ -47,8 +50,12 @@ case "$STAGE" in
         train cbntr --loss cb-ntr --no-distill; wait
         train view-premise --template premise --no-distill; wait
         views_student ;;
+    students)  # after views-pair: the default student of runs/cbntr (train --resume keeps its folds), and
+               # the joined views' student reading the premise alone (started from the premise run's best fold)
+        THREADS=2 train cbntr --loss cb-ntr; wait
+        views_student views-student-premise view-premise cbntr ;;
     table)
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/base" "$RUNS/cbntr" --data "$DATA"
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/cbntr" "$RUNS/view-premise" --data "$DATA" ;;
-    *) echo "unknown stage $STAGE (losses, views, views-pair, table)" >&2; exit 2 ;;
+    *) echo "unknown stage $STAGE (losses, views, views-pair, students, table)" >&2; exit 2 ;;
 esac

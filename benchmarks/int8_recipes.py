@@ -55,7 +55,8 @@ def recipes(graph) -> dict[str, dict]:
         "... and the last layer fp32": {"exclude": kept({last})},
         "... and layer 0 fp32": {"exclude": kept({0})},
         "... and layers 0 and last fp32": {"exclude": kept({0, last})},
-        "... and the first third of the layers fp32 (the recipe now)": {
+        "... and the first third of the layers fp32": {"exclude": sorted(gelu | set(in_first_layers(graph, 1 / 3)))},
+        "... and the first half of the layers fp32 (the recipe now)": {
             "exclude": sorted(gelu | set(in_first_layers(graph)))},
     }
 

@@ -56,6 +56,28 @@ def test_variants_are_judged_on_every_held_out_argument_of_the_run(tiny_run, sta
     assert (model_dir / "model_static_int8.onnx").is_file()
 
 
+def test_a_runs_student_is_judged_on_all_the_runs_arguments_but_its_calibration_sample(tiny_run, tmp_path):
+    """The student learnt every argument of its run, so none is held out from it: it is judged on
+    all of them but those it is calibrated on, not on one fold or its parity sample."""
+    import shutil
+
+    from export.heldout import held_out_rows
+    from trainer.run_dir import RunDir
+
+    run = RunDir(shutil.copytree(tiny_run, tmp_path / "run"))
+    student = make_checkpoint("bert", run.student.path, threshold=0.5)
+    run.student.write_summary({"distilled_from": [str(run.path)]})
+    rows = held_out_rows(run.student, run, pd.DataFrame(), None)
+    oof = run.read_out_of_fold()
+    assert len(rows.judged) + len(rows.calibration) == len(oof) and len(rows.calibration) == len(oof) // 2
+    assert not set(rows.calibration["Argument ID"]) & set(rows.judged["Argument ID"])
+    assert set(rows.judged["Argument ID"]) <= set(oof.index) and "all the student learnt" in rows.source
+    assert rows.truth.shape == (len(rows.judged), 20)
+    manifest = export_model(run.path, tmp_path / "model", ExportOptions(variants=(STATIC_INT8,)), **QUIET)
+    assert manifest["source_checkpoint"] == str(student.resolve())
+    assert manifest["variants"][STATIC_INT8]["rows"] == len(rows.judged)
+
+
 @pytest.mark.parametrize("variant", [STATIC_INT8, BF16])
 def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, variant):
     from scorer.model import ScoringModel
@@ -113,7 +135,7 @@ def test_static_int8_is_close_to_fp32(static_int8):
     assert np.abs(fp32 - int8).max() < 0.05 and not np.array_equal(fp32, int8)
 
 
-def test_static_int8_keeps_the_first_third_of_the_layers_and_the_gelu_outputs_fp32(static_int8):
+def test_static_int8_keeps_the_first_half_of_the_layers_and_the_gelu_outputs_fp32(static_int8):
     from onnx import helper
 
     from export.calibration import in_first_layers
@@ -124,12 +146,16 @@ def test_static_int8_keeps_the_first_third_of_the_layers_and_the_gelu_outputs_fp
                                                    "g", [], []))
 
     assert in_first_layers(matmuls(6)) == sorted(f"/encoder/layer.{layer}/{part}/MatMul"
-                                                 for layer in (0, 1) for part in ("query", "output"))
-    assert in_first_layers(matmuls(12))[-1] == "/encoder/layer.3/query/MatMul"
-    assert in_first_layers(matmuls(2)) == []  # the tiny model: every layer quantized
+                                                 for layer in (0, 1, 2) for part in ("query", "output"))
+    assert in_first_layers(matmuls(12))[-1] == "/encoder/layer.5/query/MatMul"
+    assert in_first_layers(matmuls(1)) == []  # a share rounded down: one layer is quantized
     _, manifest = static_int8
     kept = manifest["variants"][STATIC_INT8]["kept_fp32"]
-    assert len(kept) == 2 and all("output/dense" in name for name in kept)  # the 2 layers' GELU outputs
+    # the tiny model's 2 layers: both GELU outputs and every MatMul of layer 0; layer 1's others quantized
+    assert {name for name in kept if "output/dense" in name and "attention" not in name} == {
+        "/bert/encoder/layer.0/output/dense/MatMul", "/bert/encoder/layer.1/output/dense/MatMul"}
+    assert kept and all("layer.0/" in name or name == "/bert/encoder/layer.1/output/dense/MatMul" for name in kept)
+    assert any("layer.0/attention" in name for name in kept)
 
 
 def test_paired_bootstrap_of_the_f1_change():
