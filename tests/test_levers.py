@@ -187,7 +187,7 @@ def test_train_trains_each_input_view_as_a_run_and_the_student_learns_them_joine
     targets, joined, _ = joined_out_of_fold([run, view], same_input=False)
     assert np.allclose(joined, (oof[LABELS].to_numpy() + view_oof.loc[oof.index, LABELS].to_numpy()) / 2)
     assert set(report["views"]["views"]) == {"premise"} and 0 <= report["views"]["joined_out_of_fold_f1"] <= 1
-    assert "## Input views" in (run / "cv-report.md").read_text()
+    assert "[premise](views/premise/cv-report.md)" in (run / "cv-report.md").read_text()
     student = run / "student" / "best"
     recipe = json.loads((student / "argvalues.json").read_text())["recipe"]
     assert recipe["distilled_from"] == [str(run), str(view)]

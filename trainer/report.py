@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from argvalues.contract import LABELS
-from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, CV_REPORT_NAME
+from trainer.run_dir import CV_REPORT_MARKDOWN_NAME, CV_REPORT_NAME, VIEWS_NAME
 
 SUMMARY_METRICS = [
     ("precision", "Official macro precision"),
@@ -120,7 +120,8 @@ def _views_and_student(report: dict) -> list[str]:
                   "| view | out-of-fold F1 | validation F1 (its best fold) | minutes |", "| --- | --- | --- | --- |"]
         for name, view in views["views"].items():
             validation = f"{view['validation_f1']:.4f}" if view.get("validation_f1") is not None else "-"
-            lines.append(f"| [{name}]({view['run']}) | {view['out_of_fold_f1']:.4f} | {validation} | "
+            link = f"{VIEWS_NAME}/{name}/{CV_REPORT_MARKDOWN_NAME}"
+            lines.append(f"| [{name}]({link}) | {view['out_of_fold_f1']:.4f} | {validation} | "
                          f"{view['seconds'] / 60:.0f} |")
         choice = views["joined_thresholds"]
         at = f"global threshold {choice['thresholds'][0]:.2f}" if choice["strategy"] == "global" else "per-label thresholds"
