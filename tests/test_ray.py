@@ -102,15 +102,17 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(tiny_exported, local_r
     options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=40)
     score_files([str(corpus)], str(tmp_path / "local.tsv"), options)
     killed, workers_after_kill = [], set()
+    # actors of the module's earlier Ray runs may still be exiting: they are not this run's workers
+    stale = set(_scoring_actor_pids())
 
     def kill_one_worker(rows_written):
         if not killed:
-            pids = _scoring_actor_pids()
+            pids = [pid for pid in _scoring_actor_pids() if pid not in stale]
             assert len(pids) == 2, pids
             os.kill(pids[0], signal.SIGKILL)
             killed.append((pids, rows_written))
         else:
-            workers_after_kill.update(_scoring_actor_pids())
+            workers_after_kill.update(set(_scoring_actor_pids()) - stale)
 
     stats = score_with_ray([str(corpus)], str(tmp_path / "ray.tsv"), options, RayOptions(num_workers=2),
                            after_block=kill_one_worker)
