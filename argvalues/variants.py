@@ -82,6 +82,17 @@ def machine_signature() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: CPUs whose uint8-by-int8 dot products accumulate in int32 exactly (VNNI, AMX). AVX2's
+#: ``vpmaddubsw`` adds pairs of products in int16 and saturates there.
+EXACT_U8S8_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def int8_products_saturate(flags: set[str] | None = None) -> bool:
+    """Whether this CPU's uint8-by-int8 products can saturate (no VNNI or AMX): static int8 with
+    int8 weights then computes other labels than the ones judged on a CPU that has them."""
+    return not (cpu_flags() if flags is None else flags) & EXACT_U8S8_FLAGS
+
+
 def bf16_capable() -> bool:
     """A CPU with bfloat16 arithmetic (AMX-BF16 or AVX512-BF16), and OpenVINO installed to use it."""
     if not cpu_flags() & {"amx_bf16", "avx512_bf16"}:

@@ -7,7 +7,8 @@ DIR defaults to the packaged model; a directory holding only ``model_compact.onn
 ``model.onnx`` with the same weights (widened from fp16) in a temporary copy. Every recipe is ONNX
 Runtime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from
 512 training arguments fed one row per call, as ``export`` calibrates); they differ in what stays
-fp32 or in the integer formats. Labels are judged at the model's thresholds on the --judge
+fp32, in the integer formats or in smoothing the quantized MatMuls' inputs first (SmoothQuant,
+``export/smoothing.py``, as ``export`` does since 2026-12-03). Labels are judged at the model's thresholds on the --judge
 arguments (the packaged model trained on training + validation; the test arguments were only its
 unlabelled inputs). Speed: 256 of them, fp32 and the recipe interleaved, best of two, one thread.
 """
@@ -32,6 +33,7 @@ from argvalues.metrics import apply_thresholds  # noqa: E402
 from argvalues.variants import COMPACT, FP32, SPEED_FLAGS, STATIC_INT8, VARIANT_FILES, cpu_flags  # noqa: E402
 from export.calibration import LAYER_INDEX, after_gelu, in_first_layers, quantize_static_int8  # noqa: E402
 from export.compact import widened_model  # noqa: E402
+from export.smoothing import smooth_model  # noqa: E402
 
 
 def widened_copy(model_dir: Path, into: Path) -> Path:
@@ -56,8 +58,19 @@ def recipes(graph) -> dict[str, dict]:
         "... and layer 0 fp32": {"exclude": kept({0})},
         "... and layers 0 and last fp32": {"exclude": kept({0, last})},
         "... and the first third of the layers fp32": {"exclude": sorted(gelu | set(in_first_layers(graph, 1 / 3)))},
-        "... and the first half of the layers fp32 (the recipe now)": {
+        "... and the first half of the layers fp32 (the recipe before smoothing)": {
             "exclude": sorted(gelu | set(in_first_layers(graph)))},
+        "... uint8 weights": {"exclude": sorted(gelu | set(in_first_layers(graph))), "weights_unsigned": True},
+        # SmoothQuant (export/smoothing.py) before quantizing, the smoothed MatMuls' inputs fixed too
+        "smoothed, GELU outputs fp32": {"exclude": sorted(gelu), "smooth": True},
+        "smoothed, GELU outputs fp32, uint8 weights": {"exclude": sorted(gelu), "smooth": True, "weights_unsigned": True},
+        "smoothed, every MatMul, uint8 weights": {"exclude": [], "smooth": True, "weights_unsigned": True},
+        "smoothed, GELU outputs and the first third fp32, uint8 weights": {
+            "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 3))), "smooth": True, "weights_unsigned": True},
+        "smoothed, GELU outputs and the first half fp32, uint8 weights": {
+            "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 2))), "smooth": True, "weights_unsigned": True},
+        "smoothed, GELU outputs and the first half fp32": {
+            "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 2))), "smooth": True},
     }
 
 
@@ -93,7 +106,11 @@ def main() -> None:
         chosen = recipes(graph)
         for name in args.recipe or list(chosen):
             recipe = chosen[name]
-            quantize_static_int8(model_dir / VARIANT_FILES[FP32], model_dir / VARIANT_FILES[STATIC_INT8], feeds,
+            source = model_dir / VARIANT_FILES[FP32]
+            if recipe.get("smooth"):
+                source = Path(scratch) / "smoothed.onnx"
+                smooth_model(model_dir / VARIANT_FILES[FP32], source, feeds, skip=frozenset(recipe["exclude"]))
+            quantize_static_int8(source, model_dir / VARIANT_FILES[STATIC_INT8], feeds,
                                  recipe["exclude"], weights_unsigned=recipe.get("weights_unsigned", False),
                                  reduce_range=recipe.get("reduce_range", False))
             int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8, threads=1)

@@ -180,6 +180,7 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
 
 
 def scoring_entries(results: dict) -> dict:
-    """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds."""
-    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second") if key in info}
+    """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds, and
+    static int8's weight format (the scorer does not pick int8 weights where their products saturate)."""
+    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second", "weights") if key in info}
             for name, info in results.items()}

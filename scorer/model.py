@@ -17,7 +17,15 @@ import pandas as pd
 
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import BF16, OPENVINO_VARIANTS, STATIC_INT8, VARIANT_FILES, bf16_capable, pick_variant
+from argvalues.variants import (
+    BF16,
+    OPENVINO_VARIANTS,
+    STATIC_INT8,
+    VARIANT_FILES,
+    bf16_capable,
+    int8_products_saturate,
+    pick_variant,
+)
 from scorer.batching import DEFAULT_CUDA_BATCH_TOKENS, batch_bounds
 from scorer.runtime import check_one_runtime, cuda_check
 
@@ -69,6 +77,9 @@ def variant_file(model_dir: Path, config: ScoringConfig, provider: str, variant:
     available = {name for name, file in VARIANT_FILES.items() if (model_dir / file).is_file()}
     if not bf16_capable():
         available -= OPENVINO_VARIANTS
+    if (config.variants.get(STATIC_INT8) or {}).get("weights") == "int8" and int8_products_saturate():
+        # judged where uint8-by-int8 products are exact (VNNI, AMX): here they can saturate
+        available.discard(STATIC_INT8)
     variant = pick_variant(config.variants, provider, variant, available=available)
     onnx_path = model_dir / VARIANT_FILES[variant]
     if not onnx_path.is_file():

@@ -43,6 +43,23 @@ def test_centred_targets_keep_the_ensembles_labels_at_one_half_and_widen_the_mar
     np.testing.assert_allclose(centred_targets(probabilities, [0.5] * 4, 1.0), probabilities, rtol=1e-5)
 
 
+def test_gold_labels_move_only_the_labelled_arguments_targets():
+    import pandas as pd
+
+    from trainer.distill import with_gold_labels
+
+    arguments = pd.DataFrame({ID_COLUMN: ["A1", "T1", "A2"]})  # T1: an unlabelled (test) argument
+    targets = np.full((3, 20), 0.8, dtype=np.float32)
+    gold = pd.DataFrame(np.zeros((2, 20), dtype=np.float32), index=["A2", "A1"], columns=LABELS)
+    gold.loc["A2", LABELS[0]] = 1
+    mixed = with_gold_labels(arguments, targets, gold, 0.25)
+    assert np.allclose(mixed[0], 0.6) and np.allclose(mixed[1], 0.8)
+    assert np.isclose(mixed[2, 0], 0.85) and np.allclose(mixed[2, 1:], 0.6)
+    assert np.allclose(targets, 0.8)  # the ensemble's targets are left as they were
+    with pytest.raises(ArgvaluesError, match=r"--gold-weight must lie in \[0, 1\]"):
+        DistillConfig(run="run", arguments="a.tsv", output="out", gold_weight=1.5)
+
+
 @pytest.mark.parametrize("sharpness", [0, -1, 21])
 def test_sharpness_outside_its_range_is_refused(sharpness):
     with pytest.raises(ArgvaluesError, match=r"--sharpness must lie in \(0, 20\]"):

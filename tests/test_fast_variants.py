@@ -270,3 +270,78 @@ def test_the_compact_variant_is_fp32_arithmetic_on_fp16_weights_and_runs_without
     assert not any(t.data_type == onnx.TensorProto.FLOAT16 for t in widened.graph.initializer)
     wide = ScoringModel(shipped, device="cpu", variant=FP32).probabilities(arguments)
     np.testing.assert_allclose(wide, compact.probabilities(arguments), atol=1e-5)
+
+
+def test_smoothing_moves_an_outlier_channel_into_the_weights_and_computes_the_same(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.smoothing import SMOOTHED_SUFFIX, channel_ranges, smooth_model
+
+    rng = np.random.default_rng(0)
+    weights = {name: rng.normal(0, 0.2, (8, 4)).astype(np.float32) for name in ("w_query", "w_key")}
+    nodes = [helper.make_node("MatMul", ["x", name], [f"y_{name}"], name=f"/{name}/MatMul") for name in weights]
+    nodes.append(helper.make_node("Add", ["y_w_query", "y_w_key"], ["y"], name="add"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+                              [numpy_helper.from_array(value, name) for name, value in weights.items()])
+    source, target = tmp_path / "plain.onnx", tmp_path / "smoothed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
+    x = rng.normal(0, 1, (64, 8)).astype(np.float32)
+    x[:, 3] *= 50  # an outlier channel, as layer norms' outputs have
+    feeds = [{"x": x[i:i + 8]} for i in range(0, 64, 8)]
+
+    smoothed = smooth_model(source, target, feeds, alpha=0.5)
+    assert smoothed == ["/w_key/MatMul", "/w_query/MatMul"]
+    model = onnx.load(str(target))
+    muls = [node for node in model.graph.node if node.op_type == "Mul"]
+    assert len(muls) == 1 and muls[0].name.endswith(SMOOTHED_SUFFIX)  # one Mul for the two MatMuls sharing x
+    run = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]  # noqa: E731
+    assert np.allclose(run(source), run(target), atol=1e-4, rtol=1e-5)
+    before = channel_ranges(source, ["x"], feeds)["x"]
+    after = channel_ranges(target, [muls[0].output[0]], feeds)[muls[0].output[0]]
+    spread = lambda ranges: ranges.max() / np.median(ranges)  # noqa: E731
+    assert spread(before) > 20 and spread(after) < spread(before) / 4  # alpha 0.5: about its square root
+
+
+def test_static_int8_smooths_what_it_quantizes_with_weights_the_cpu_multiplies_exactly(static_int8):
+    import onnx
+
+    from export.calibration import unsigned_weights
+    from export.smoothing import SMOOTHED_SUFFIX
+
+    assert unsigned_weights({"avx2", "fma"}) and not unsigned_weights({"avx2", "avx512_vnni"})
+    assert not unsigned_weights({"avx2", "amx_int8"}) and not unsigned_weights({"avx_vnni"})
+    model_dir, manifest = static_int8
+    check = manifest["variants"][STATIC_INT8]
+    assert check["weights"] == ("uint8" if unsigned_weights() else "int8") and check["smoothing_alpha"] == 0.5
+    graph = onnx.load(str(model_dir / "model_static_int8.onnx"))
+    smoothed = {node.output[0] for node in graph.graph.node if node.name.endswith(SMOOTHED_SUFFIX)}
+    assert smoothed
+    quantized = [node for node in graph.graph.node if node.op_type == "QuantizeLinear"]
+    assert any(node.input[0] in smoothed for node in quantized)  # the smoothed inputs are what int8 reads
+    kept = set(check["kept_fp32"])
+    assert not any(node.name[:-len(SMOOTHED_SUFFIX)] in kept for node in graph.graph.node
+                   if node.name.endswith(SMOOTHED_SUFFIX))  # MatMuls left fp32 are left as they were
+
+
+def test_static_int8_with_int8_weights_is_not_picked_where_its_products_saturate(static_int8, tmp_path, monkeypatch):
+    import shutil
+
+    import scorer.model
+    from scorer.model import ScoringModel
+
+    model_dir = shutil.copytree(static_int8[0], tmp_path / "model")
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    assert scoring["variants"][STATIC_INT8]["weights"] in ("uint8", "int8")
+    scoring["variants"][STATIC_INT8].update(weights="int8", default_ok=True)
+    scoring["variants"].pop(BF16, None)
+    for variant in scoring["variants"].values():
+        variant.pop("rows_per_second", None)  # picked by CPU features, not by the tiny model's speeds
+    (model_dir / "argvalues.json").write_text(json.dumps(scoring))
+    monkeypatch.setattr(scorer.model, "int8_products_saturate", lambda: True)  # an AVX2 CPU
+    assert ScoringModel(model_dir, device="cpu").variant == FP32
+    assert ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).variant == STATIC_INT8  # asked for: runs
+    monkeypatch.setattr(scorer.model, "int8_products_saturate", lambda: False)  # VNNI or AMX
+    assert ScoringModel(model_dir, device="cpu").variant == STATIC_INT8

@@ -126,6 +126,8 @@ def train(**options):
 @click.option("--sharpness", type=float, default=DISTILL_DEFAULTS.sharpness, show_default=True,
               help="Learn the ensemble's probabilities centred on its thresholds and spread by this factor in "
                    "log-odds (same labels, the student's threshold 0.5); 1: the probabilities as they are.")
+@click.option("--gold-weight", type=float, default=DISTILL_DEFAULTS.gold_weight, show_default=True,
+              help="The share of the true labels in a labelled argument's target (the rest the ensemble's).")
 @click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
               help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
 @user_errors

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments
+from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments, read_labels
 from argvalues.errors import ArgvaluesError
 from argvalues.model_config import ScoringConfig
 from trainer.config import BEFORE_OPTIONS_EXISTED, POOLINGS, TrainConfig, as_list
@@ -69,6 +69,9 @@ class DistillConfig:
     # 4: +0.005 on validation for the default recipe's student (benchmarks/README.md, "Recipe levers
     # on this CPU"), whose ensemble's probabilities crowd around its threshold.
     sharpness: float = 4.0
+    # The share of the true labels in a labelled argument's target, the rest the ensemble's (centred)
+    # target; 0: the ensemble's alone.
+    gold_weight: float = 0.0
 
     @property
     def runs(self) -> list[str]:
@@ -89,6 +92,8 @@ class DistillConfig:
             raise ArgvaluesError("--validation-arguments and --validation-labels go together")
         if not 0 < self.sharpness <= 20:
             raise ArgvaluesError(f"--sharpness must lie in (0, 20], got {self.sharpness}")
+        if not 0 <= self.gold_weight <= 1:
+            raise ArgvaluesError(f"--gold-weight must lie in [0, 1], got {self.gold_weight}")
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ArgvaluesError(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         if self.pooling and not self.model:
@@ -149,6 +154,16 @@ def centred_targets(probabilities: np.ndarray, thresholds: list[float], sharpnes
     return (1 / (1 + np.exp(-sharpness * margin))).astype(np.float32)
 
 
+def with_gold_labels(arguments: pd.DataFrame, targets: np.ndarray, gold: pd.DataFrame, weight: float) -> np.ndarray:
+    """``targets`` with each labelled argument's (an ``Argument ID`` in ``gold``) moved ``weight`` of
+    the way to its true labels; the unlabelled arguments' as they are."""
+    mixed = targets.copy()
+    labelled = arguments[ID_COLUMN].isin(gold.index).to_numpy()
+    truth = gold.loc[arguments[ID_COLUMN][labelled], LABELS].to_numpy(np.float32)
+    mixed[labelled] = (1 - weight) * targets[labelled] + weight * truth
+    return mixed
+
+
 def fold_ensemble(runs: list[Path]) -> Callable[[pd.DataFrame], np.ndarray]:
     """The mean probability of every fold model of ``runs`` (what 'export --ensemble --join' exports),
     in PyTorch (on the GPU when there is one); each run's models read the arguments through that
@@ -187,6 +202,10 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     if config.sharpness != 1:
         targets, centred_on = centred_targets(targets, thresholds, config.sharpness), list(thresholds)
         thresholds = [0.5] * len(thresholds)
+    if config.gold_weight:
+        gold = pd.concat([read_labels(path) for path in RunDir(config.run).config().labels]).set_index(ID_COLUMN)
+        gold = gold[LABELS].astype(np.float32)
+        targets = with_gold_labels(arguments, targets, gold[~gold.index.duplicated()], config.gold_weight)
     validation = (read_labelled_arguments(config.validation_arguments, config.validation_labels)
                   if config.validation_arguments else None)
     start = config.start()
@@ -222,7 +241,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
                                     "pooling": pooling,
                                     "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
-                                    "seed": config.seed, "sharpness": config.sharpness,
+                                    "seed": config.seed, "sharpness": config.sharpness, "gold_weight": config.gold_weight,
                                     "centred_on_thresholds": centred_on})
     scoring.save(best.path)
     best.copy_parity_sample_from(run_best)
