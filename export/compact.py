@@ -18,6 +18,9 @@ from argvalues.variants import COMPACT, FP32, VARIANT_FILES
 #: Smaller tensors (biases, layer-norm scales, the position of the pad id) stay fp32: they weigh
 #: little and some feed integer or shape arithmetic.
 MIN_ELEMENTS = 1024
+#: Operators whose parameters stay as they are: a quantized graph's scales must stay constants for
+#: ONNX Runtime to fuse its QDQ pairs into int8 kernels.
+QDQ_OPERATORS = {"QuantizeLinear", "DequantizeLinear"}
 #: What the compact format names: each narrowed weight ``NAME.fp16``, the cast that widens it ``NAME.widen``.
 NARROWED_SUFFIX, WIDEN_SUFFIX = ".fp16", ".widen"
 
@@ -31,9 +34,11 @@ def compact_model(source: Path, target: Path) -> int:
     from export.ensemble import save_onnx
 
     model = onnx.load(str(source))
+    quantization = {name for node in model.graph.node if node.op_type in QDQ_OPERATORS for name in node.input}
     widen = []
     for tensor in model.graph.initializer:
-        if tensor.data_type != TensorProto.FLOAT or int(np.prod(tensor.dims)) < MIN_ELEMENTS:
+        if (tensor.data_type != TensorProto.FLOAT or int(np.prod(tensor.dims)) < MIN_ELEMENTS
+                or tensor.name in quantization):
             continue
         name = tensor.name
         narrow = numpy_helper.to_array(tensor).astype(np.float16)

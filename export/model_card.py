@@ -57,7 +57,7 @@ def training_data(manifest: dict, run: RunDir | None) -> dict | None:
 
 def render_model_card(scoring: ScoringConfig, manifest: dict, training: dict | None) -> str:
     sections = [_overview(scoring, manifest), _model(scoring, manifest), _data(training), _recipe(scoring),
-                _metrics(manifest.get("cv")), _thresholds(scoring, manifest), _variants(manifest),
+                _metrics(manifest.get("cv")), _thresholds(scoring, manifest), variants_section(manifest),
                 ["## Intended use and limits", "", *[f"- {line}" for line in INTENDED_USE]]]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
@@ -156,7 +156,7 @@ def _thresholds(scoring: ScoringConfig, manifest: dict) -> list[str]:
                     *[f"| {label} | {threshold:.2f} |" for label, threshold in zip(LABELS, scoring.thresholds)]]
 
 
-def _variants(manifest: dict) -> list[str]:
+def variants_section(manifest: dict) -> list[str]:
     parity = manifest["parity"]
     lines = ["## Variants and their checks", "",
              "Each variant was scored with the scorer's own code on the run's held-out arguments and judged "

@@ -345,3 +345,32 @@ def test_static_int8_with_int8_weights_is_not_picked_where_its_products_saturate
     assert ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).variant == STATIC_INT8  # asked for: runs
     monkeypatch.setattr(scorer.model, "int8_products_saturate", lambda: False)  # VNNI or AMX
     assert ScoringModel(model_dir, device="cpu").variant == STATIC_INT8
+
+
+def test_a_static_int8_graph_made_from_fp16_values_is_stored_compact_without_changing_it(static_int8, tmp_path):
+    """The packaged model's int8 file (benchmarks/package_static_int8.py): made from a compact model
+    widened back, its fp32 weights are fp16 values, so storing them as fp16 changes nothing; the
+    quantization parameters stay as they are (ONNX Runtime fuses Q/DQ pairs only on constants)."""
+    import shutil
+
+    import onnx
+
+    from export.calibration import make_static_int8
+    from export.compact import QDQ_OPERATORS, compact_model, widened_model
+    from scorer.model import ScoringModel
+
+    model_dir = shutil.copytree(static_int8[0], tmp_path / "model")
+    compact_model(model_dir / "model.onnx", tmp_path / "compact.onnx")
+    widened_model(tmp_path / "compact.onnx", model_dir / "model.onnx")  # fp32 weights holding fp16 values
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    make_static_int8(model_dir, arguments)
+    int8_file = model_dir / "model_static_int8.onnx"
+    before = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).probabilities(arguments)
+    assert compact_model(int8_file, tmp_path / "int8-compact.onnx") > 0
+    graph = onnx.load(str(tmp_path / "int8-compact.onnx"))
+    quantization = {name for node in graph.graph.node if node.op_type in QDQ_OPERATORS for name in node.input}
+    assert quantization and not any(name.endswith(".fp16") for name in quantization)
+    assert (tmp_path / "int8-compact.onnx").stat().st_size < 0.75 * int8_file.stat().st_size
+    shutil.move(tmp_path / "int8-compact.onnx", int8_file)
+    np.testing.assert_array_equal(ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).probabilities(arguments),
+                                  before)
