@@ -1,10 +1,12 @@
 """Static int8 recipes side by side: labels as fp32's and speed against fp32, on one model.
 
-    .venv/bin/python benchmarks/int8_recipes.py [--model-dir DIR] [--data ../shared/data/valueeval23]
+    .venv/bin/python benchmarks/int8_recipes.py --model-dir DIR [--data ../shared/data/valueeval23]
         [--judge arguments-test.tsv] [--keep DIR] [RECIPE ...]
 
-DIR defaults to the packaged model; a directory holding only ``model_compact.onnx`` gets an fp32
-``model.onnx`` with the same weights (widened from fp16) in a temporary copy. Every recipe is ONNX
+DIR: a model directory with ``model.onnx``, or one holding only ``model_compact.onnx`` (the packaged
+model until 2026-12-03; since, it ships static int8: ``git show 1bddd04:argvalues/packaged_model``
+has the compact one), which gets an fp32 ``model.onnx`` with the same weights (widened from fp16)
+in a temporary copy. Every recipe is ONNX
 Runtime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from
 512 training arguments fed one row per call, as ``export`` calibrates); they differ in what stays
 fp32, in the integer formats or in smoothing the quantized MatMuls' inputs first (SmoothQuant,
@@ -80,7 +82,7 @@ def main() -> None:
     from scorer.model import ScoringModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "argvalues" / "packaged_model")
+    parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "valueeval23")
     parser.add_argument("--judge", default="arguments-test.tsv")
     parser.add_argument("--keep", type=Path, default=None,

@@ -61,7 +61,8 @@ def rewrite_card(card: Path, manifest: dict) -> None:
 
     size = sum(p.stat().st_size for p in card.parent.iterdir() if p != card) / 2**20
     text = re.sub(r"To stay small \(\d+ MiB\)", f"To stay small ({size:.0f} MiB)", card.read_text())
-    text = text.replace(COMPACT_ALONE, INT8_ALONE)
+    text = text.replace(COMPACT_ALONE, INT8_ALONE).replace(
+        "`model.onnx` and the checks below were made", "`model.onnx` and the other checks below were made")
     start = text.index("## Variants and their checks")
     end = text.index("\n## ", start + 1)
     card.write_text(text[:start] + "\n".join(variants_section(manifest)) + "\n" + text[end:])

@@ -277,7 +277,7 @@ def test_without_a_model_score_uses_the_packaged_one(tmp_path, monkeypatch):
 
 
 def test_the_packaged_model_labels_real_arguments(tmp_path, monkeypatch):
-    # It ships its compact fp32 variant alone (no model.onnx): the scorer runs what the directory holds.
+    # It ships its static int8 variant alone (no model.onnx): the scorer runs what the directory holds.
     from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR
 
     assert not (PACKAGED_MODEL_DIR / "model.onnx").exists()
@@ -286,7 +286,7 @@ def test_the_packaged_model_labels_real_arguments(tmp_path, monkeypatch):
     monkeypatch.delenv(MODEL_ENV, raising=False)
     result = CliRunner().invoke(score, [str(EXAMPLES / "to-score.tsv")])
     assert result.exit_code == 0, result.output
-    assert "fp32-compact variant" in result.stderr and "packaged_model" in result.stderr
+    assert "int8-static variant" in result.stderr and "packaged_model" in result.stderr
     labels = read_output(io.StringIO(result.stdout))[LABELS]
     # A trained model: some labels, not all and not none (a random head marks everything or nothing).
     assert 0 < labels.to_numpy().mean() < 0.5 and labels.sum(axis=1).gt(0).mean() > 0.5
