@@ -87,18 +87,6 @@ def feed_reader(feeds: list[dict]):
     return Reader()
 
 
-def unsigned_weights(flags: set[str] | None = None) -> bool:
-    """uint8 weights on a CPU without VNNI or AMX, int8 weights on one with them.
-
-    AVX2's uint8-by-int8 product (``vpmaddubsw``) adds pairs of products in int16 and saturates
-    there, which smoothed weights (:mod:`export.smoothing`) reach: on the packaged model (AVX2, 31,520
-    test-set labels) smoothing took labels as fp32's from 99.36% to 99.63% with uint8 weights, but
-    from 99.39% down to 99.20% with int8 ones. uint8 by uint8 does not saturate, at about 0.9x the
-    speed; VNNI and AMX multiply uint8 by int8 exactly, and fast.
-    """
-    return int8_products_saturate(flags)
-
-
 def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments): the fp32
     graph smoothed (SmoothQuant) where its MatMuls are quantized, then quantized."""
@@ -111,17 +99,22 @@ def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     source = model_dir / VARIANT_FILES[FP32]
     graph = onnx.load(str(source), load_external_data=False)
     kept_fp32 = sorted(set(after_gelu(graph)) | set(in_first_layers(graph)))
-    weights = "uint8" if unsigned_weights() else "int8"
+    # AVX2's uint8-by-int8 product (vpmaddubsw) adds pairs of products in int16 and saturates there,
+    # which smoothed weights reach: on the packaged model (AVX2, 31,520 test-set labels) smoothing
+    # took labels as fp32's from 99.36% to 99.63% with uint8 weights, but from 99.39% down to 99.20%
+    # with int8 ones. uint8 by uint8 does not saturate, at about 0.9x the speed; VNNI and AMX
+    # multiply uint8 by int8 exactly, and fast.
+    weights = "uint8" if int8_products_saturate() else "int8"
     with tempfile.TemporaryDirectory(dir=model_dir) as scratch:
         smoothed = Path(scratch) / VARIANT_FILES[FP32]
         smooth_model(source, smoothed, feeds, skip=frozenset(kept_fp32))
         quantize_static_int8(smoothed, model_dir / VARIANT_FILES[STATIC_INT8], feeds, kept_fp32,
                              weights_unsigned=weights == "uint8")
-    return {"how": "ONNX Runtime quantize_static: QDQ, per-channel {weights} weights, uint8 activations with MinMax "
+    return {"how": f"ONNX Runtime quantize_static: QDQ, per-channel {weights} weights, uint8 activations with MinMax "
                    f"ranges calibrated on {len(calibration)} training arguments, each quantized MatMul's input "
                    f"smoothed first (SmoothQuant, alpha {ALPHA}); the MatMuls with weights, except the "
                    f"{len(kept_fp32)} that read a GELU's output or lie in the first {FP32_LAYER_SHARE:.0%} of the "
-                   "encoder's layers".format(weights=weights),
+                   "encoder's layers",
             "calibration_rows": len(calibration), "kept_fp32": kept_fp32, "weights": weights,
             "smoothing_alpha": ALPHA}
 

@@ -71,7 +71,7 @@ def smooth_model(source: Path, target: Path, feeds: list[dict], alpha: float = A
     for node in model.graph.node:
         for name in node.input:
             users[name] = users.get(name, 0) + 1
-    smoothed, inserted = [], {}
+    smoothed, pending = [], {}  # pending: each smoothing Mul by its output, until it is placed
     for activation, nodes in groups.items():
         weights = [numpy_helper.to_array(initializers[node.input[1]]) for node in nodes]
         weight_range = np.max([np.abs(weight).max(axis=1) for weight in weights], axis=0)
@@ -82,17 +82,16 @@ def smooth_model(source: Path, target: Path, feeds: list[dict], alpha: float = A
         mul_name = nodes[0].name + SMOOTHED_SUFFIX
         divided = mul_name + "_output_0"
         model.graph.initializer.append(numpy_helper.from_array((1 / scale).astype(np.float32), mul_name + ".inverse"))
-        inserted[activation] = helper.make_node("Mul", [activation, mul_name + ".inverse"], [divided], name=mul_name)
+        pending[divided] = helper.make_node("Mul", [activation, mul_name + ".inverse"], [divided], name=mul_name)
         for node, weight in zip(nodes, weights):
-            scaled_name = node.input[1] if users[node.input[1]] == 1 else node.input[1] + SMOOTHED_SUFFIX
-            scaled = numpy_helper.from_array((scale[:, None] * weight).astype(np.float32), scaled_name)
-            if scaled_name in initializers:
-                initializers[scaled_name].CopyFrom(scaled)
-            else:
+            scaled = numpy_helper.from_array((scale[:, None] * weight).astype(np.float32), node.input[1])
+            if users[node.input[1]] == 1:
+                initializers[node.input[1]].CopyFrom(scaled)
+            else:  # a weight other nodes read too: a scaled copy of its own for this MatMul
+                scaled.name = node.name + SMOOTHED_SUFFIX + ".weight"
                 model.graph.initializer.append(scaled)
-            node.input[0], node.input[1] = divided, scaled_name
+            node.input[0], node.input[1] = divided, scaled.name
             smoothed.append(node.name)
-    pending = {mul.output[0]: mul for mul in inserted.values()}
     nodes = []
     for node in model.graph.node:  # each Mul just before the first MatMul that reads it: topological order
         nodes.extend(pending.pop(name) for name in node.input if name in pending)

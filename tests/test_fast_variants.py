@@ -306,14 +306,14 @@ def test_smoothing_moves_an_outlier_channel_into_the_weights_and_computes_the_sa
 def test_static_int8_smooths_what_it_quantizes_with_weights_the_cpu_multiplies_exactly(static_int8):
     import onnx
 
-    from export.calibration import unsigned_weights
+    from argvalues.variants import int8_products_saturate
     from export.smoothing import SMOOTHED_SUFFIX
 
-    assert unsigned_weights({"avx2", "fma"}) and not unsigned_weights({"avx2", "avx512_vnni"})
-    assert not unsigned_weights({"avx2", "amx_int8"}) and not unsigned_weights({"avx_vnni"})
+    assert int8_products_saturate({"avx2", "fma"}) and not int8_products_saturate({"avx2", "avx512_vnni"})
+    assert not int8_products_saturate({"avx2", "amx_int8"}) and not int8_products_saturate({"avx_vnni"})
     model_dir, manifest = static_int8
     check = manifest["variants"][STATIC_INT8]
-    assert check["weights"] == ("uint8" if unsigned_weights() else "int8") and check["smoothing_alpha"] == 0.5
+    assert check["weights"] == ("uint8" if int8_products_saturate() else "int8") and check["smoothing_alpha"] == 0.5
     graph = onnx.load(str(model_dir / "model_static_int8.onnx"))
     smoothed = {node.output[0] for node in graph.graph.node if node.name.endswith(SMOOTHED_SUFFIX)}
     assert smoothed
@@ -372,3 +372,28 @@ def test_a_static_int8_graph_made_from_fp16_values_is_stored_compact_without_cha
     shutil.move(tmp_path / "int8-compact.onnx", int8_file)
     np.testing.assert_array_equal(ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).probabilities(arguments),
                                   before)
+
+
+def test_smoothing_gives_a_weight_read_by_two_inputs_a_scaled_copy_for_each(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.smoothing import smooth_model
+
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("MatMul", [x, "w"], [f"y_{x}"], name=f"/{x}/MatMul") for x in ("a", "b")]
+    nodes.append(helper.make_node("Add", ["y_a", "y_b"], ["y"], name="add"))
+    inputs = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [None, 8]) for x in ("a", "b")]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+                              [numpy_helper.from_array(rng.normal(0, 0.2, (8, 4)).astype(np.float32), "w")])
+    source, target = tmp_path / "plain.onnx", tmp_path / "smoothed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
+    feed = {"a": rng.normal(0, 1, (16, 8)).astype(np.float32), "b": rng.normal(0, 1, (16, 8)).astype(np.float32)}
+    feed["a"][:, 2] *= 40  # other outliers in each input: other scales for the one weight
+    feed["b"][:, 5] *= 40
+    assert smooth_model(source, target, [feed]) == ["/a/MatMul", "/b/MatMul"]
+    weights = {node.input[1] for node in onnx.load(str(target)).graph.node if node.op_type == "MatMul"}
+    assert len(weights) == 2  # a scaled copy each, not one weight scaled twice
+    run = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]  # noqa: E731
+    assert np.allclose(run(source), run(target), atol=1e-4, rtol=1e-5)
