@@ -14,6 +14,9 @@
 #                 then the joined student
 #   STAGE students: after views-pair, the default student of RUNS_DIR/cbntr (RUNS_DIR/cbntr/student)
 #                 and the joined views' student reading the premise alone (RUNS_DIR/views-student-premise)
+#   STAGE examples: RUNS_DIR/desc-examples, the default run with the value descriptions' 218 phrasings
+#                 as extra training arguments in every fold (--description-examples), THREADS threads
+#                 (default 2), its student included
 #   STAGE table:  validation F1 of the runs' ensembles, alone and joined (benchmarks/run_ensembles.py)
 set -euo pipefail
 DATA=${1:-../shared/data/valueeval23}
@@ -54,8 +57,10 @@ case "$STAGE" in
                # the joined views' student reading the premise alone (started from the premise run's best fold)
         THREADS=2 train cbntr --loss cb-ntr; wait
         views_student views-student-premise view-premise cbntr ;;
+    examples)
+        THREADS=${THREADS:-2} train desc-examples --description-examples "$DATA/value-categories.json"; wait ;;
     table)
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/base" "$RUNS/cbntr" --data "$DATA"
         "$BIN/python" benchmarks/run_ensembles.py "$RUNS/cbntr" "$RUNS/view-premise" --data "$DATA" ;;
-    *) echo "unknown stage $STAGE (losses, views, views-pair, students, table)" >&2; exit 2 ;;
+    *) echo "unknown stage $STAGE (losses, views, views-pair, students, examples, table)" >&2; exit 2 ;;
 esac

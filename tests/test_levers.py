@@ -1,5 +1,5 @@
 """Recipe levers: several argument/label pairs, level-1 values as an auxiliary head, the value
-descriptions as similarity features, a share of the conclusions, and the student made by `train`."""
+descriptions as similarity features or as training examples, a share of the conclusions, and the student made by `train`."""
 
 import json
 
@@ -15,7 +15,7 @@ from trainer.config import TrainConfig
 from trainer.cv import run_cross_validation
 from trainer.modeling import load_classifier
 from trainer.pooling import MeanPoolingClassifier, masked_mean
-from trainer.training_data import keep_conclusions, read_training_pairs
+from trainer.training_data import keep_conclusions, read_description_examples, read_training_pairs
 
 VALUES = {category: {f"{category} value": [f"protecting {category.split(':')[0].lower()}"],
                      f"{category} other": ["fast food harms the health of children"]} for category in LABELS}
@@ -234,6 +234,8 @@ def test_lever_options_are_checked():
         TrainConfig(arguments=["a", "b"], labels=["l", "m"], level1_labels=["x"], output="o")
     with pytest.raises(ArgvaluesError, match="need --pooling mean"):
         TrainConfig(arguments="a", labels="l", output="o", descriptions="v.json", pooling="model")
+    with pytest.raises(ArgvaluesError, match="--description-examples cannot be combined"):
+        TrainConfig(arguments="a", labels="l", output="o", level1_labels=["x"], description_examples="v.json")
     with pytest.raises(ArgvaluesError, match="--conclusions-fraction"):
         TrainConfig(arguments="a", labels="l", output="o", conclusions_fraction=0)
     assert TrainConfig(arguments="a", labels="l", output="o").arguments == ["a"]  # runs recorded one path
@@ -246,6 +248,50 @@ def test_unreadable_lever_files_fail_before_anything_is_written(tmp_path):
     (tmp_path / "values.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="cannot read value descriptions"):
         run_cross_validation(TrainConfig(descriptions=str(tmp_path / "values.json"), **common), log=lambda _: None)
+    with pytest.raises(DataError, match="cannot read value descriptions"):
+        run_cross_validation(TrainConfig(description_examples=str(tmp_path / "values.json"), **common), log=lambda _: None)
+    (tmp_path / "other.json").write_text(json.dumps({"Not a category": {"v": ["a phrase"]}}))
+    with pytest.raises(DataError, match="'Not a category' is not one of the 20 categories"):
+        run_cross_validation(TrainConfig(description_examples=str(tmp_path / "other.json"), **common), log=lambda _: None)
     with pytest.raises(DataError, match="cannot read level-1 labels"):
         run_cross_validation(TrainConfig(level1_labels=[str(tmp_path / "missing.tsv")], **common), log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_description_examples_are_one_argument_per_phrasing_labelled_with_its_category(tmp_path):
+    path = tmp_path / "value-categories.json"
+    path.write_text(json.dumps(VALUES))
+    frame, targets = read_description_examples(str(path), LABELS)
+    assert len(frame) == len(targets) == 2 * len(LABELS)
+    assert frame[ID_COLUMN].is_unique
+    assert list(frame["Premise"][:2]) == ["protecting self-direction", "fast food harms the health of children"]
+    assert list(frame[CONCLUSION][:2]) == [f"{LABELS[0]} value", f"{LABELS[0]} other"]
+    assert set(frame["Stance"]) == {"in favor of"}
+    assert (targets.sum(1) == 1).all()
+    assert (targets.argmax(1) == np.repeat(np.arange(len(LABELS)), 2)).all()
+
+
+def test_description_examples_train_every_fold_and_are_never_held_out(tmp_path, monkeypatch):
+    import trainer.cv
+
+    (tmp_path / "value-categories.json").write_text(json.dumps(VALUES))
+    base = make_base_model("bert", tmp_path / "base")
+    trained_on = []
+    train_fold = trainer.cv.train_fold
+
+    def recording_train_fold(config, fold, train_set, eval_set, *rest, **options):
+        trained_on.append((len(train_set), len(eval_set)))
+        return train_fold(config, fold, train_set, eval_set, *rest, **options)
+
+    monkeypatch.setattr(trainer.cv, "train_fold", recording_train_fold)
+    config = TrainConfig(arguments=str(EXAMPLES / "arguments.tsv"), labels=str(EXAMPLES / "labels.tsv"), model=str(base),
+                         description_examples=str(tmp_path / "value-categories.json"), distill=False, folds=2,
+                         epochs=1, batch_size=8, max_length=32, output=str(tmp_path / "run"))
+    report = run_cross_validation(config, log=lambda _: None)
+    assert [train + held for train, held in trained_on] == [60 + 2 * len(LABELS)] * 2
+    assert sum(held for _, held in trained_on) == 60
+    oof = pd.read_csv(tmp_path / "run" / "oof-probabilities.tsv", sep="\t", dtype={ID_COLUMN: str})
+    assert len(oof) == 60 and not oof[ID_COLUMN].str.startswith("description-").any()
+    assert report["out_of_fold"]["rows"] == 60
+    recipe = json.loads((tmp_path / "run" / "best" / "argvalues.json").read_text())["recipe"]
+    assert recipe["description_examples"] == config.description_examples

@@ -62,6 +62,9 @@ def _view_list(context, parameter, value: str) -> list[str]:
 @click.option("--descriptions", type=click.Path(dir_okay=False), metavar="VALUE_CATEGORIES_JSON",
               help="value-categories.json: the head also reads the argument's cosine similarity to each value's "
                    "example phrasings, embedded once by the base model.")
+@click.option("--description-examples", type=click.Path(dir_okay=False), metavar="VALUE_CATEGORIES_JSON",
+              help="value-categories.json: each value's example phrasings also train every fold, one argument "
+                   "each (the phrasing as premise, the value as conclusion, its category as label); never held out.")
 @click.option("--conclusions-fraction", type=float, default=DEFAULTS.conclusions_fraction, show_default=True,
               help="Train on this share of the conclusions (drawn by --seed; for learning curves).")
 @click.option("--distill/--no-distill", default=DEFAULTS.distill, show_default=True,

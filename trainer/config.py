@@ -26,9 +26,9 @@ AFTER_TRAINING = ("thresholds", "distill", "unlabelled", "views")
 #: The training choices a model directory records (argvalues.json "recipe").
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
                "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds", "level1_labels",
-               "descriptions", "conclusions_fraction")
+               "descriptions", "description_examples", "conclusions_fraction")
 #: What runs (and model directories) recorded before an option existed did.
-BEFORE_OPTIONS_EXISTED = {"pooling": "model", "level1_labels": [], "descriptions": None,
+BEFORE_OPTIONS_EXISTED = {"pooling": "model", "level1_labels": [], "descriptions": None, "description_examples": None,
                           "conclusions_fraction": 1.0, "views": []}
 
 
@@ -75,6 +75,9 @@ class TrainConfig:
     # value-categories.json: the head also reads the cosine similarity of the argument's embedding
     # to each of the values' example phrasings (embedded once by the base model).
     descriptions: str | None = None
+    # value-categories.json: each example phrasing is also a training argument (its level-1 value
+    # as the conclusion, labelled with its category) in every fold's training set.
+    description_examples: str | None = None
     # Share of the conclusions (and their arguments) to train on: learning curves.
     conclusions_fraction: float = 1.0
     # After the folds, distil the fold ensemble into one student (OUTPUT/student/best), which
@@ -100,6 +103,8 @@ class TrainConfig:
                             f"for {len(self.arguments)}")
         if (self.level1_labels or self.descriptions) and self.pooling != "mean":
             problems.append("--level1-labels and --descriptions need --pooling mean")
+        if self.description_examples and self.level1_labels:
+            problems.append("--description-examples cannot be combined with --level1-labels")
         if not 0 < self.conclusions_fraction <= 1:
             problems.append(f"--conclusions-fraction must lie in (0, 1], got {self.conclusions_fraction}")
         if self.folds < 1:

@@ -37,7 +37,13 @@ from trainer.run_dir import (
     joined_out_of_fold,
     joined_thresholds,
 )
-from trainer.training_data import keep_conclusions, read_level1_labels, read_training_pairs, read_value_descriptions
+from trainer.training_data import (
+    keep_conclusions,
+    read_description_examples,
+    read_level1_labels,
+    read_training_pairs,
+    read_value_descriptions,
+)
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -59,6 +65,9 @@ class TrainingData:
     fold_of_row: np.ndarray
     validation: tuple[pd.DataFrame, np.ndarray] | None
     learned: np.ndarray
+    # --description-examples: rows every fold trains on and none holds out (the out-of-fold
+    # predictions, thresholds and F1 stay those of the real arguments).
+    examples: tuple[pd.DataFrame, np.ndarray] | None = None
 
     @property
     def groups(self) -> pd.Series:
@@ -72,7 +81,8 @@ def run_cross_validation(config: TrainConfig, log: Callable[[str], None] = print
     learned = _with_level1(config, arguments, targets)
     head_options(config)  # unreadable value descriptions fail here, before anything is written
     tokenizer = load_tokenizer(config.model)
-    data = TrainingData(arguments, targets, _assign_folds(config, arguments, targets), validation, learned)
+    examples = read_description_examples(config.description_examples, LABELS) if config.description_examples else None
+    data = TrainingData(arguments, targets, _assign_folds(config, arguments, targets), validation, learned, examples)
     run = _prepare_run_dir(config, log)  # only once inputs, model and folds are known to be good
     log(f"{len(arguments)} arguments on {data.groups.nunique()} conclusions; "
         f"{config.folds} fold(s) grouped by conclusion: " +
@@ -263,7 +273,8 @@ def _train_folds(config: TrainConfig, data: TrainingData, tokenizer, run: RunDir
     held_folds = _held_folds(config)
     for fold in held_folds:
         train_rows, eval_rows = data.fold_of_row != fold, data.fold_of_row == fold
-        log(f"fold {fold + 1}/{len(held_folds)}: training on {train_rows.sum()}, evaluating on {eval_rows.sum()}")
+        extra = f" (and {len(data.examples[0])} description examples)" if data.examples is not None else ""
+        log(f"fold {fold + 1}/{len(held_folds)}: training on {train_rows.sum()}{extra}, evaluating on {eval_rows.sum()}")
         fold_dir = run.fold(fold)
         finished = fold_dir.load_finished(int(eval_rows.sum())) if config.resume else None
         if finished is not None:
@@ -271,8 +282,11 @@ def _train_folds(config: TrainConfig, data: TrainingData, tokenizer, run: RunDir
             log(f"fold {fold + 1}: already done, kept")
         else:
             template = TEMPLATES[config.template]
-            train_set = ArgumentDataset(data.arguments[train_rows], template, tokenizer, config.max_length,
-                                        data.learned[train_rows])
+            train_arguments, train_targets = data.arguments[train_rows], data.learned[train_rows]
+            if data.examples is not None:
+                train_arguments = pd.concat([train_arguments, data.examples[0]], ignore_index=True)
+                train_targets = np.concatenate([train_targets, data.examples[1]])
+            train_set = ArgumentDataset(train_arguments, template, tokenizer, config.max_length, train_targets)
             eval_set = ArgumentDataset(data.arguments[eval_rows], template, tokenizer, config.max_length,
                                        data.learned[eval_rows])
             record, probabilities = train_fold(config, fold, train_set, eval_set, tokenizer, fold_dir, log)

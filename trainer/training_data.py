@@ -1,5 +1,5 @@
 """What a training run learns from: argument/label file pairs joined into one set, the level-1
-values beside the 20 categories, the value descriptions, and a share of the conclusions."""
+values beside the 20 categories, the value descriptions (as features or as examples), and a share of the conclusions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import CONCLUSION, ID_COLUMN, read_labelled_arguments
+from argvalues.contract import CONCLUSION, ID_COLUMN, PREMISE, STANCE, read_labelled_arguments
 from argvalues.errors import DataError
 
 
@@ -70,6 +70,31 @@ def read_value_descriptions(path: str) -> list[str]:
     if not phrases or not all(isinstance(p, str) and p.strip() for p in phrases):
         raise DataError(f"{path}: no value descriptions (category -> value -> list of phrasings)")
     return phrases
+
+
+def read_description_examples(path: str, labels: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The example phrasings of ``value-categories.json`` as extra training arguments: one per
+    phrasing, the phrasing as its premise and its level-1 value as its conclusion ("in favor of"),
+    labelled with the value's category alone."""
+    try:
+        categories = json.loads(Path(path).read_text())
+        examples = [(category, value, phrase) for category, values in categories.items()
+                    for value, phrasings in values.items() for phrase in phrasings]
+    except (OSError, ValueError, AttributeError) as error:
+        raise DataError(f"{path}: cannot read value descriptions (category -> value -> phrasings): {error}") from None
+    unknown = sorted({category for category, _, _ in examples} - set(labels))
+    if unknown:
+        raise DataError(f"{path}: {unknown[0]!r} is not one of the {len(labels)} categories")
+    if not examples or not all(isinstance(p, str) and p.strip() for _, _, p in examples):
+        raise DataError(f"{path}: no value descriptions (category -> value -> list of phrasings)")
+    frame = pd.DataFrame({ID_COLUMN: [f"description-{i}" for i in range(len(examples))],
+                          CONCLUSION: [value for _, value, _ in examples],
+                          STANCE: "in favor of",
+                          PREMISE: [phrase for _, _, phrase in examples]})
+    targets = np.zeros((len(examples), len(labels)), dtype=np.float32)
+    for row, (category, _, _) in enumerate(examples):
+        targets[row, labels.index(category)] = 1
+    return frame, targets
 
 
 def keep_conclusions(arguments: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
