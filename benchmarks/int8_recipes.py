@@ -1,7 +1,7 @@
 """Static int8 recipes side by side: labels as fp32's and speed against fp32, on one model.
 
     .venv/bin/python benchmarks/int8_recipes.py --model-dir DIR [--data ../shared/data/valueeval23]
-        [--judge arguments-test.tsv] [--keep DIR] [RECIPE ...]
+        [--judge arguments-test.tsv] [--keep DIR] [--repeats N] [RECIPE ...]
 
 DIR: a model directory with ``model.onnx``, or one holding only ``model_compact.onnx`` (the packaged
 model until 2026-12-03; since, it ships static int8: ``git show 1bddd04:argvalues/packaged_model``
@@ -9,10 +9,11 @@ has the compact one), which gets an fp32 ``model.onnx`` with the same weights (w
 in a temporary copy. Every recipe is ONNX
 Runtime's ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from
 512 training arguments fed one row per call, as ``export`` calibrates); they differ in what stays
-fp32, in the integer formats or in smoothing the quantized MatMuls' inputs first (SmoothQuant,
-``export/smoothing.py``, as ``export`` does since 2026-12-03). Labels are judged at the model's thresholds on the --judge
-arguments (the packaged model trained on training + validation; the test arguments were only its
-unlabelled inputs). Speed: 256 of them, fp32 and the recipe interleaved, best of two, one thread.
+fp32, in the integer formats, in smoothing the quantized MatMuls' inputs first (SmoothQuant,
+``export/smoothing.py``) or in splitting their outlier channels off into fp32 (``export/outliers.py``).
+Labels are judged at the model's thresholds on the --judge arguments (the packaged model trained on
+training + validation; the test arguments were only its unlabelled inputs). Speed: 256 of them,
+fp32 and the recipe interleaved, best of --repeats passes (2), one thread.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from argvalues.metrics import apply_thresholds  # noqa: E402
 from argvalues.variants import COMPACT, FP32, SPEED_FLAGS, STATIC_INT8, VARIANT_FILES, cpu_flags  # noqa: E402
 from export.calibration import LAYER_INDEX, after_gelu, in_first_layers, quantize_static_int8  # noqa: E402
 from export.compact import widened_model  # noqa: E402
-from export.smoothing import smooth_model  # noqa: E402
+from export.outliers import split_outliers  # noqa: E402
+from export.smoothing import smooth_model, weight_matmuls  # noqa: E402
 
 
 def widened_copy(model_dir: Path, into: Path) -> Path:
@@ -51,6 +53,7 @@ def recipes(graph) -> dict[str, dict]:
               if node.op_type == "MatMul" and (m := LAYER_INDEX.search(node.name))}
     last = max(layers.values())
     kept = lambda chosen: sorted(gelu | {name for name, layer in layers.items() if layer in chosen})  # noqa: E731
+    kept_layers = lambda chosen: sorted(name for name, layer in layers.items() if layer in chosen)  # noqa: E731
     return {
         "every MatMul with weights": {"exclude": []},
         "GELU outputs fp32 (the previous recipe)": {"exclude": sorted(gelu)},
@@ -73,6 +76,37 @@ def recipes(graph) -> dict[str, dict]:
             "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 2))), "smooth": True, "weights_unsigned": True},
         "smoothed, GELU outputs and the first half fp32": {
             "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 2))), "smooth": True},
+        # outlier channels split off into fp32 (export/outliers.py) before quantizing
+        "outliers split at 4x, every MatMul": {"exclude": [], "split": 4.0},
+        "outliers split at 4x, every MatMul, uint8 weights": {"exclude": [], "split": 4.0, "weights_unsigned": True},
+        "outliers split at 4x, the first third fp32": {"exclude": sorted(in_first_layers(graph, 1 / 3)), "split": 4.0},
+        "outliers split at 4x, GELU outputs fp32": {"exclude": sorted(gelu), "split": 4.0},
+        "outliers split at 3x, every MatMul": {"exclude": [], "split": 3.0},
+        "outliers split at 2x, every MatMul": {"exclude": [], "split": 2.0},
+        "outliers split at 2x, reduce_range": {"exclude": [], "split": 2.0, "reduce_range": True},
+        "outliers split at 2x, layer 0 fp32": {"exclude": kept_layers({0}), "split": 2.0},
+        "outliers split at 1.5x, every MatMul": {"exclude": [], "split": 1.5},
+        "outliers split at 1.5x, layer 0 fp32": {"exclude": kept_layers({0}), "split": 1.5},
+        "outliers split at 2x, layers 0 and last fp32": {"exclude": kept_layers({0, last}), "split": 2.0},
+        "outliers split at 2x, layer 0 and the GELU outputs fp32": {"exclude": sorted(gelu | set(kept_layers({0}))),
+                                                                     "split": 2.0},
+        "outliers split at 2x, layers 0 and 1 fp32": {"exclude": kept_layers({0, 1}), "split": 2.0},
+        # the smoothed recipe, but for the GELU outputs: split off instead of kept fp32
+        "smoothed, GELU outputs split at 2x, the first third fp32, uint8 weights": {
+            "exclude": sorted(set(in_first_layers(graph, 1 / 3))), "split": 2.0, "split_only": sorted(gelu),
+            "smooth": True, "weights_unsigned": True},
+        "smoothed, GELU outputs split at 1.5x, the first third fp32, uint8 weights": {
+            "exclude": sorted(set(in_first_layers(graph, 1 / 3))), "split": 1.5, "split_only": sorted(gelu),
+            "smooth": True, "weights_unsigned": True},
+        "outliers split at 2x, then smoothed, uint8 weights": {"exclude": [], "split": 2.0, "smooth": True,
+                                                                "weights_unsigned": True},
+        "outliers split at 2x, then smoothed": {"exclude": [], "split": 2.0, "smooth": True},
+        "outliers split at 2x, reduce_range, layer 0 fp32": {"exclude": kept_layers({0}), "split": 2.0,
+                                                             "reduce_range": True},
+        "outliers split at 2x, reduce_range, layer 0's GELU output fp32": {
+            "exclude": sorted(gelu & set(kept_layers({0}))), "split": 2.0, "reduce_range": True},
+        "outliers split at 2x, reduce_range, layer 0's query, key and value fp32": {
+            "exclude": [name for name in kept_layers({0}) if "/self/" in name], "split": 2.0, "reduce_range": True},
     }
 
 
@@ -87,6 +121,7 @@ def main() -> None:
     parser.add_argument("--judge", default="arguments-test.tsv")
     parser.add_argument("--keep", type=Path, default=None,
                         help="copy the scratch model directory here at the end (with the last recipe's int8 file)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes of fp32 and each recipe, interleaved")
     parser.add_argument("recipe", nargs="*", help="recipe names (default: all)")
     args = parser.parse_args()
     print("CPU flags:", " ".join(sorted(cpu_flags() & set(SPEED_FLAGS))) or "none of " + " ".join(SPEED_FLAGS))
@@ -108,17 +143,27 @@ def main() -> None:
         chosen = recipes(graph)
         for name in args.recipe or list(chosen):
             recipe = chosen[name]
-            source = model_dir / VARIANT_FILES[FP32]
-            if recipe.get("smooth"):
-                source = Path(scratch) / "smoothed.onnx"
-                smooth_model(model_dir / VARIANT_FILES[FP32], source, feeds, skip=frozenset(recipe["exclude"]))
+            source, exclude = model_dir / VARIANT_FILES[FP32], list(recipe["exclude"])
+            if recipe.get("split"):
+                source = Path(scratch) / "split.onnx"
+                skip = set(recipe["exclude"])
+                if "split_only" in recipe:  # every other MatMul's input left as it is (to be smoothed)
+                    skip |= {node.name for nodes in weight_matmuls(graph).values() for node in nodes} - set(
+                        recipe["split_only"])
+                added = split_outliers(model_dir / VARIANT_FILES[FP32], source, feeds, recipe["split"],
+                                       skip=frozenset(skip))
+                exclude += added
+            if recipe.get("smooth"):  # after a split: its inlier MatMuls' masked inputs
+                smoothed = Path(scratch) / "smoothed.onnx"
+                smooth_model(source, smoothed, feeds, skip=frozenset(exclude) | frozenset(recipe.get("split_only", ())))
+                source = smoothed
             quantize_static_int8(source, model_dir / VARIANT_FILES[STATIC_INT8], feeds,
-                                 recipe["exclude"], weights_unsigned=recipe.get("weights_unsigned", False),
+                                 exclude, weights_unsigned=recipe.get("weights_unsigned", False),
                                  reduce_range=recipe.get("reduce_range", False))
             int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8, threads=1)
             probabilities = int8.probabilities(judged)
             sample, speeds = judged.iloc[:256], {"fp32": 0.0, "int8": 0.0}
-            for _ in range(2):
+            for _ in range(args.repeats):
                 for key, model in (("fp32", fp32), ("int8", int8)):
                     started = time.perf_counter()
                     model.probabilities(sample)
