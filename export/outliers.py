@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.smoothing import channel_ranges, weight_matmuls
+from export.smoothing import measured_groups, set_weight
 
 #: A channel is an outlier when its max |x| over the calibration rows exceeds this multiple of the
 #: median channel's. On the default recipe's student (AVX2, 31,520 test-set labels as fp32's, every
@@ -42,20 +42,12 @@ def split_outliers(source: Path, target: Path, feeds: list[dict], ratio: float =
     ``feeds``) multiplied in fp32 beside it, for every group of MatMuls sharing an input but groups
     with a MatMul named in ``skip``; returns the names of the fp32 MatMuls it added (a quantizer
     must leave them as they are)."""
-    import onnx
     from onnx import helper, numpy_helper
 
     from export.ensemble import save_onnx
 
-    model = onnx.load(str(source))
-    groups = {activation: nodes for activation, nodes in weight_matmuls(model).items()
-              if not any(node.name in skip for node in nodes)}
-    ranges = channel_ranges(source, list(groups), feeds)
+    model, groups, ranges, readers = measured_groups(source, feeds, skip)
     initializers = {tensor.name: tensor for tensor in model.graph.initializer}
-    users: dict[str, int] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            users[name] = users.get(name, 0) + 1
     added, before, after = [], {}, {}  # nodes to place before a MatMul (by its name) and after it
     for activation, nodes in groups.items():
         channels = outlier_channels(ranges[activation], ratio)
@@ -72,18 +64,11 @@ def split_outliers(source: Path, target: Path, feeds: list[dict], ratio: float =
             helper.make_node("Gather", [activation, prefix + ".channels"], [picked], name=prefix + "/Gather", axis=-1)]
         for node in nodes:
             weight = numpy_helper.to_array(initializers[node.input[1]])
-            rest = weight.copy()
-            rest[channels] = 0
-            rest_tensor = numpy_helper.from_array(rest, node.input[1])
-            if users[node.input[1]] == 1:
-                initializers[node.input[1]].CopyFrom(rest_tensor)
-            else:  # a weight other nodes read too: a copy of its own for this MatMul
-                rest_tensor.name = node.name + OUTLIER_SUFFIX + ".weight"
-                model.graph.initializer.append(rest_tensor)
             outlier_weight = node.name + OUTLIER_SUFFIX + ".outlier_weight"
             model.graph.initializer.append(numpy_helper.from_array(weight[channels], outlier_weight))
+            set_weight(model, readers, node, weight * mask[:, None], node.name + OUTLIER_SUFFIX + ".weight")
             output, inlier_output = node.output[0], node.name + OUTLIER_SUFFIX + "/inliers"
-            node.input[0], node.input[1], node.output[0] = masked, rest_tensor.name, inlier_output
+            node.input[0], node.output[0] = masked, inlier_output
             fp32_name = node.name + OUTLIER_SUFFIX + "/MatMul"
             after[node.name] = [
                 helper.make_node("MatMul", [picked, outlier_weight], [fp32_name + "_output_0"], name=fp32_name),

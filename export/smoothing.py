@@ -14,6 +14,7 @@ without it, written as a plain ``Mul`` by ``1 / s`` before each group of MatMuls
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -53,24 +54,42 @@ def channel_ranges(source: Path, activations: list[str], feeds: list[dict]) -> d
     return ranges
 
 
-def smooth_model(source: Path, target: Path, feeds: list[dict], alpha: float = ALPHA,
-                 skip: frozenset[str] = frozenset()) -> list[str]:
-    """Write ``source`` to ``target`` with every weight MatMul's input smoothed (but for groups with a
-    MatMul named in ``skip``), the ranges taken over ``feeds``; returns the smoothed MatMuls' names."""
+def measured_groups(source: Path, feeds: list[dict], skip: frozenset[str]):
+    """``source`` loaded; its weight MatMuls grouped by input, but for groups with a MatMul named in
+    ``skip``; each group's input channel ranges over ``feeds``; how many nodes read each tensor."""
     import onnx
-    from onnx import helper, numpy_helper
-
-    from export.ensemble import save_onnx
 
     model = onnx.load(str(source))
     groups = {activation: nodes for activation, nodes in weight_matmuls(model).items()
               if not any(node.name in skip for node in nodes)}
-    ranges = channel_ranges(source, list(groups), feeds)
+    readers = Counter(name for node in model.graph.node for name in node.input)
+    return model, groups, channel_ranges(source, list(groups), feeds), readers
+
+
+def set_weight(model, readers: Counter, node, value: np.ndarray, copy_name: str) -> None:
+    """Make ``value`` the weight ``node`` multiplies by: in place where ``node`` alone reads its weight,
+    else as a copy named ``copy_name`` for it alone."""
+    from onnx import numpy_helper
+
+    tensor = numpy_helper.from_array(value.astype(np.float32), node.input[1])
+    if readers[node.input[1]] == 1:
+        next(t for t in model.graph.initializer if t.name == node.input[1]).CopyFrom(tensor)
+    else:
+        tensor.name = copy_name
+        model.graph.initializer.append(tensor)
+    node.input[1] = tensor.name
+
+
+def smooth_model(source: Path, target: Path, feeds: list[dict], alpha: float = ALPHA,
+                 skip: frozenset[str] = frozenset()) -> list[str]:
+    """Write ``source`` to ``target`` with every weight MatMul's input smoothed (but for groups with a
+    MatMul named in ``skip``), the ranges taken over ``feeds``; returns the smoothed MatMuls' names."""
+    from onnx import helper, numpy_helper
+
+    from export.ensemble import save_onnx
+
+    model, groups, ranges, readers = measured_groups(source, feeds, skip)
     initializers = {tensor.name: tensor for tensor in model.graph.initializer}
-    users: dict[str, int] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            users[name] = users.get(name, 0) + 1
     smoothed, pending = [], {}  # pending: each smoothing Mul by its output, until it is placed
     for activation, nodes in groups.items():
         weights = [numpy_helper.to_array(initializers[node.input[1]]) for node in nodes]
@@ -84,13 +103,8 @@ def smooth_model(source: Path, target: Path, feeds: list[dict], alpha: float = A
         model.graph.initializer.append(numpy_helper.from_array((1 / scale).astype(np.float32), mul_name + ".inverse"))
         pending[divided] = helper.make_node("Mul", [activation, mul_name + ".inverse"], [divided], name=mul_name)
         for node, weight in zip(nodes, weights):
-            scaled = numpy_helper.from_array((scale[:, None] * weight).astype(np.float32), node.input[1])
-            if users[node.input[1]] == 1:
-                initializers[node.input[1]].CopyFrom(scaled)
-            else:  # a weight other nodes read too: a scaled copy of its own for this MatMul
-                scaled.name = node.name + SMOOTHED_SUFFIX + ".weight"
-                model.graph.initializer.append(scaled)
-            node.input[0], node.input[1] = divided, scaled.name
+            set_weight(model, readers, node, scale[:, None] * weight, node.name + SMOOTHED_SUFFIX + ".weight")
+            node.input[0] = divided
             smoothed.append(node.name)
     nodes = []
     for node in model.graph.node:  # each Mul just before the first MatMul that reads it: topological order
