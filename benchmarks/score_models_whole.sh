@@ -9,16 +9,9 @@ DATA=${DATA:-../shared/data/valueeval23}
 REPEATS=${REPEATS:-3}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-"$BIN/python" - "$DATA/arguments-validation.tsv" "$WORK/validation-x3.tsv" <<'PY'
-import sys
-lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
-with open(sys.argv[2], "w", encoding="utf-8") as handle:
-    handle.write(lines[0] + "\n")
-    for copy in range(3):
-        for line in lines[1:]:
-            identifier, rest = line.split("\t", 1)
-            handle.write(f"{identifier}-{copy}\t{rest}\n")
-PY
+"$BIN/python" -c "import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path
+from scoring_speed import validation_copies; validation_copies(Path(sys.argv[1]), Path(sys.argv[2]))" \
+    "$DATA" "$WORK/validation-x3.tsv"
 "$BIN/python" -c "import sys; sys.path.insert(0, '.'); from argvalues.variants import cpu_flags, SPEED_FLAGS; print('CPU flags:', ' '.join(sorted(cpu_flags() & set(SPEED_FLAGS))))"
 timed() {  # label, command...
     local label=$1; shift

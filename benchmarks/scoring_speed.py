@@ -190,17 +190,22 @@ def cpu_description() -> str:
     return f"{model}, {len(os.sched_getaffinity(0))} cores, {' '.join(flags)}"
 
 
-def whole_processes(run: Path, checkpoint: Path, data: Path, repeats: int, folder: Path) -> None:
-    """`argvalues export RUN` defaults, then `score` defaults against the peer scripts, as whole processes."""
+def validation_copies(data: Path, target: Path, copies: int = 3) -> int:
+    """Write the validation arguments ``copies`` times over to ``target`` (ids made unique); the row count."""
     lines = (data / "arguments-validation.tsv").read_text(encoding="utf-8").splitlines()
-    source = folder / "validation-x3.tsv"
-    with open(source, "w", encoding="utf-8") as handle:
+    with open(target, "w", encoding="utf-8") as handle:
         handle.write(lines[0] + "\n")
-        for copy in range(3):
+        for copy in range(copies):
             for line in lines[1:]:
                 identifier, rest = line.split("\t", 1)
                 handle.write(f"{identifier}-{copy}\t{rest}\n")
-    rows = 3 * (len(lines) - 1)
+    return copies * (len(lines) - 1)
+
+
+def whole_processes(run: Path, checkpoint: Path, data: Path, repeats: int, folder: Path) -> None:
+    """`argvalues export RUN` defaults, then `score` defaults against the peer scripts, as whole processes."""
+    source = folder / "validation-x3.tsv"
+    rows = validation_copies(data, source)
     model_dir = folder / "exported-by-default"
     bin_dir = Path(sys.executable).parent
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -59,34 +59,34 @@ def read_level1_labels(paths: list[str], ids: pd.Series) -> tuple[list[str], np.
     return names, table.loc[ids, names].to_numpy(dtype=np.float32)
 
 
-def read_value_descriptions(path: str) -> list[str]:
-    """The example phrasings of every value in ``value-categories.json`` (category -> value ->
-    phrasings), in file order: what the head compares each argument with."""
-    try:
-        categories = json.loads(Path(path).read_text())
-        phrases = [phrase for values in categories.values() for phrasings in values.values() for phrase in phrasings]
-    except (OSError, ValueError, AttributeError) as error:
-        raise DataError(f"{path}: cannot read value descriptions (category -> value -> phrasings): {error}") from None
-    if not phrases or not all(isinstance(p, str) and p.strip() for p in phrases):
-        raise DataError(f"{path}: no value descriptions (category -> value -> list of phrasings)")
-    return phrases
-
-
-def read_description_examples(path: str, labels: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The example phrasings of ``value-categories.json`` as extra training arguments: one per
-    phrasing, the phrasing as its premise and its level-1 value as its conclusion ("in favor of"),
-    labelled with the value's category alone."""
+def _value_phrasings(path: str) -> list[tuple[str, str, str]]:
+    """(category, value, phrasing) for every example phrasing in ``value-categories.json``
+    (category -> value -> phrasings), in file order."""
     try:
         categories = json.loads(Path(path).read_text())
         examples = [(category, value, phrase) for category, values in categories.items()
                     for value, phrasings in values.items() for phrase in phrasings]
     except (OSError, ValueError, AttributeError) as error:
         raise DataError(f"{path}: cannot read value descriptions (category -> value -> phrasings): {error}") from None
+    if not examples or not all(isinstance(p, str) and p.strip() for _, _, p in examples):
+        raise DataError(f"{path}: no value descriptions (category -> value -> list of phrasings)")
+    return examples
+
+
+def read_value_descriptions(path: str) -> list[str]:
+    """The example phrasings of every value in ``value-categories.json``, in file order: what the
+    head compares each argument with."""
+    return [phrase for _, _, phrase in _value_phrasings(path)]
+
+
+def read_description_examples(path: str, labels: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The example phrasings of ``value-categories.json`` as extra training arguments: one per
+    phrasing, the phrasing as its premise and its level-1 value as its conclusion ("in favor of"),
+    labelled with the value's category alone."""
+    examples = _value_phrasings(path)
     unknown = sorted({category for category, _, _ in examples} - set(labels))
     if unknown:
         raise DataError(f"{path}: {unknown[0]!r} is not one of the {len(labels)} categories")
-    if not examples or not all(isinstance(p, str) and p.strip() for _, _, p in examples):
-        raise DataError(f"{path}: no value descriptions (category -> value -> list of phrasings)")
     frame = pd.DataFrame({ID_COLUMN: [f"description-{i}" for i in range(len(examples))],
                           CONCLUSION: [value for _, value, _ in examples],
                           STANCE: "in favor of",
