@@ -7,7 +7,8 @@
   set this CPU has (AVX512-VNNI, AVX512, AVX2 or ARM64). It quantizes the plain fp32 graph: Optimum
   2.1 cannot quantize its own O2 graph (it needs onnxruntime's ``DefaultTensorType`` option, which
   ``ORTQuantizer`` does not pass on), and ONNX Runtime fuses the int8 graph itself when it loads.
-- ``int8-static``: static int8 with calibrated activation ranges (:mod:`export.calibration`); batched.
+- ``int8-static``: static int8 with calibrated activation ranges (:mod:`export.calibration`); one row per
+  call, the calls side by side (:class:`scorer.model.ScoringModel`).
 - ``bf16``: OpenVINO running ``model.onnx`` at bfloat16 (:mod:`scorer.runtimes`); no file of its own.
 - ``fp16``: level O4 (O2 for GPU plus fp16 weights and activations; inputs and outputs stay fp32),
   for the CUDA provider.
@@ -103,8 +104,9 @@ MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8"
                                              COMPACT: make_compact}
 
 
-#: What ``argvalues export`` writes with no variant flag: the CPU's batched low-precision variants
-#: and fp16 for CUDA (each checked; ``score`` runs one only where its labels held).
+#: What ``argvalues export`` writes with no variant flag: the CPU's low-precision variants whose
+#: labels do not depend on batch-mates, and fp16 for CUDA (each checked; ``score`` runs one only
+#: where its labels held).
 def default_variants() -> tuple[str, ...]:
     return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ("fp16",)
 

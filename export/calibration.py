@@ -7,8 +7,9 @@ exactly as the scorer feeds them (same tokenizer, template and max length), one 
 that no pad token widens a range.
 
 Unlike dynamic int8, whose activation scales follow each batch's own range (so a row's labels
-depend on its batch-mates), every scale is a constant of the graph: a row's result depends on that
-row alone, and the scorer batches it like fp32.
+depend on its batch-mates), every scale is a constant of the graph. ONNX Runtime's kernels still
+round a row's last bits differently with the number of rows in its call, so the scorer runs it one
+row per call, calls side by side (:class:`scorer.model.ScoringModel`).
 
 Before quantizing, each quantized MatMul's input is smoothed (SmoothQuant, ``export/smoothing.py``):
 the layer norms' outlier channels are divided down and the weights take the difference. The weights

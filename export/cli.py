@@ -21,7 +21,8 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
                                                 "(Optimum ORTQuantizer, per-channel weights).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model for the CUDA provider (Optimum O4).")
 @click.option("--static-int8", is_flag=True, help="Also write a static int8 model (ONNX Runtime QDQ, activation "
-                                                   "ranges calibrated on the run's training arguments); batched.")
+                                                   "ranges calibrated on the run's training arguments; fixed scales, so "
+                                                   "one row per call runs side by side with others).")
 @click.option("--bf16", is_flag=True, help="Also check OpenVINO's bf16 on model.onnx (needs argvalues[openvino] "
                                             "and a CPU with AMX-BF16 or AVX512-BF16).")
 @click.option("--compact", is_flag=True, help="Also write fp32-compact: fp32 arithmetic on weights stored as fp16, "

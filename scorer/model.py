@@ -103,21 +103,24 @@ class ScoringModel:
         self.tokenizer, self.pad_id = self._load_tokenizer()
         # Dynamic int8 scales activations by each batch's range, so a row's labels would depend on
         # its batch-mates (measured: 190 of 37,920 validation labels changed between batch sizes 64
-        # and 16). Run it one row per call: every row then sees only itself, whatever --batch-size
-        # or chunking, and no row is padded at all.
-        self.rows_per_call = 1 if self.variant == "int8" else None
-        # Static int8 and OpenVINO's bf16 batch rows of one token length only: no row is padded, and
-        # neither runtime's result for a row depends on how many rows share its call (scorer/runtimes.py).
-        self.equal_length_batches = self.variant in (STATIC_INT8, BF16)
-        # One row per call, or static int8's small batches of one token length, keep few of an
-        # operator's threads busy; on the CPU such calls run side by side instead, one ONNX Runtime
-        # thread each (benchmarks/README.md, "Scoring on Ray": two single-threaded workers beat one
-        # two-threaded engine 1.47x on 2 cores; "Static int8 on an AVX2 CPU": 1.19x-1.35x for static
-        # int8, with the same probabilities).
+        # and 16). Static int8 has fixed scales, but ONNX Runtime's CPU kernels still round a row
+        # differently with the number of rows in its call (a real MiniLM, AVX512-VNNI: up to 1.5e-7
+        # in probability between calls of 1, 2, 3 and 64 rows of one token length, fp32 alike;
+        # benchmarks/README.md, "On an AVX512-VNNI and AVX512-BF16 CPU"). Both run one row per
+        # call: every row then sees only itself, whatever --batch-size or chunking, and no row is
+        # padded at all (static int8 paid 9% for it there).
+        self.rows_per_call = 1 if self.variant in ("int8", STATIC_INT8) else None
+        # OpenVINO's bf16 batches rows of one token length only: no row is padded, and its result for
+        # a row does not depend on how many rows share the call (measured: bit-identical for calls of
+        # 1, 2, 3 and 64 rows; scorer/runtimes.py).
+        self.equal_length_batches = self.variant == BF16
+        # One row per call keeps few of an operator's threads busy; on the CPU such calls run side by
+        # side instead, one ONNX Runtime thread each (benchmarks/README.md, "Scoring on Ray": two
+        # single-threaded workers beat one two-threaded engine 1.47x on 2 cores; "Static int8 on an
+        # AVX2 CPU": 1.19x-1.35x for static int8, with the same probabilities).
         cores = threads or len(os.sched_getaffinity(0)) or 1
         if parallel_calls is None:
-            small_calls = self.rows_per_call or self.variant == STATIC_INT8
-            parallel_calls = cores if small_calls and providers[0] == "CPUExecutionProvider" else 1
+            parallel_calls = cores if self.rows_per_call and providers[0] == "CPUExecutionProvider" else 1
         self.parallel_calls = parallel_calls
         self._pool = None
         if self.variant in OPENVINO_VARIANTS:
