@@ -70,6 +70,9 @@ def recipes(graph) -> dict[str, dict]:
         "smoothed, GELU outputs fp32": {"exclude": sorted(gelu), "smooth": True},
         "smoothed, GELU outputs fp32, uint8 weights": {"exclude": sorted(gelu), "smooth": True, "weights_unsigned": True},
         "smoothed, every MatMul, uint8 weights": {"exclude": [], "smooth": True, "weights_unsigned": True},
+        "smoothed, every MatMul": {"exclude": [], "smooth": True},
+        "smoothed, GELU outputs and the first third fp32": {
+            "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 3))), "smooth": True},
         "smoothed, GELU outputs and the first third fp32, uint8 weights": {
             "exclude": sorted(gelu | set(in_first_layers(graph, 1 / 3))), "smooth": True, "weights_unsigned": True},
         "smoothed, GELU outputs and the first half fp32, uint8 weights": {

@@ -10,7 +10,7 @@ In one process (model loading not timed; tokenizing included), on arguments-vali
      first-token pooler and an untrained head), which costs the same per row; its labels are not
      the model's, so its difference and F1 are not shown.
   b. Optimum ORTModelForSequenceClassification with its defaults on MODEL_DIR/model.onnx
-  o. OpenVINO at its default precision on MODEL_DIR/model.onnx (bf16 on a CPU with AMX, f32
+  o. OpenVINO at its default precision on MODEL_DIR/model.onnx (bf16 on a CPU with AMX or AVX512-BF16, f32
      elsewhere), one infer request, the scorer's length-sorted batches
   c. `score` (scorer.score.score_files) with each CPU variant in MODEL_DIR, and its default
 For each: rows/s, its ratio to line a, the largest probability difference from fp32 `score`, the

@@ -3,7 +3,7 @@
     python benchmarks/peers/openvino_script.py MODEL_DIR INPUT.tsv OUTPUT.tsv
 
 Same tokenizer (tokenizer.json), template, max length, length-sorted batches of 64 and thresholds as
-`score`; OpenVINO's defaults otherwise (one infer request; bf16 on a CPU with AMX, f32 elsewhere).
+`score`; OpenVINO's defaults otherwise (one infer request; bf16 on a CPU with AMX or AVX512-BF16, f32 elsewhere).
 """
 
 import csv
