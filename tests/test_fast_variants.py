@@ -128,7 +128,7 @@ def test_static_int8_runs_one_row_per_call_whatever_the_batch_size(static_int8):
         assert all(feeds["attention_mask"].all() for _, feeds in batches)
 
 
-def test_static_int8_runs_its_small_batches_side_by_side_with_the_same_results(static_int8):
+def test_static_int8_runs_its_one_row_calls_side_by_side_with_the_same_results(static_int8):
     from scorer.model import ScoringModel
 
     model_dir, _ = static_int8
