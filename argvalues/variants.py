@@ -1,7 +1,8 @@
 """Model variants a model directory may hold, and which one the scorer runs (no torch here).
 
 A variant is an ONNX file and the runtime that runs it: ``bf16`` is OpenVINO running ``model.onnx``
-itself at bfloat16 (AMX or AVX512-BF16), every other variant ONNX Runtime on its own file.
+itself at bfloat16 (AMX or AVX512-BF16), ``int8-openvino`` OpenVINO running NNCF's int8 QDQ file,
+every other variant ONNX Runtime on its own file.
 ``fp32-compact`` is fp32 arithmetic on weights stored as fp16 (half the file: the packaged model).
 """
 
@@ -15,12 +16,13 @@ from pathlib import Path
 FP32 = "fp32"
 STATIC_INT8 = "int8-static"
 BF16 = "bf16"
+OPENVINO_INT8 = "int8-openvino"
 COMPACT = "fp32-compact"
 VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
                  STATIC_INT8: "model_static_int8.onnx", BF16: "model.onnx", "fp16": "model_fp16.onnx",
-                 COMPACT: "model_compact.onnx"}
+                 COMPACT: "model_compact.onnx", OPENVINO_INT8: "model_int8_openvino.onnx"}
 #: Variants run by OpenVINO (the optional extra ``argvalues[openvino]``); the rest by ONNX Runtime.
-OPENVINO_VARIANTS = {BF16}
+OPENVINO_VARIANTS = {BF16, OPENVINO_INT8}
 #: Tensors of a model over protobuf's 2 GB limit (an ensemble of many or large members) live in one
 #: file beside it, named after it: model.onnx -> model.onnx.data (what `export --ensemble` and
 #: ONNX Runtime's optimizer write), or model.onnx_data (what Optimum's exporter writes).
@@ -40,12 +42,19 @@ def onnx_files(onnx_path: Path) -> list[Path]:
 
 #: Preference order when the scorer picks a variant for a provider on a machine the export did not
 #: measure (see :func:`pick_variant`).
-#: The compact file runs at fp32's speed: it comes last, for directories without model.onnx.
-PREFERENCE = {"cpu": [BF16, STATIC_INT8, "int8", "optimized", FP32, COMPACT],
+#: OpenVINO's int8 first: 1.4x-1.6x OpenVINO's own bf16 on an AVX512-VNNI + AVX512-BF16 CPU
+#: (benchmarks/README.md, "OpenVINO int8"). The compact file runs at fp32's speed: it comes last, for
+#: directories without model.onnx.
+PREFERENCE = {"cpu": [OPENVINO_INT8, BF16, STATIC_INT8, "int8", "optimized", FP32, COMPACT],
               "cuda": ["fp16", "optimized", FP32, COMPACT]}
 #: The variants each device can run at all (fp16 needs CUDA; the rest run on the CPU provider).
-DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16, COMPACT],
+DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16, OPENVINO_INT8, COMPACT],
                    "cuda": [FP32, "optimized", "fp16", COMPACT]}
+#: OpenVINO's performance hints: export times its variants with each, and the scorer runs the one
+#: measured fastest on this machine, else the first. Measured (AMD EPYC, 2 cores, int8-openvino):
+#: LATENCY (one stream, both cores on each call) 1.09x THROUGHPUT (two one-thread streams), with
+#: identical results (benchmarks/README.md, "OpenVINO int8").
+OPENVINO_HINTS = ("THROUGHPUT", "LATENCY")
 #: A variant whose official F1 on the held-out arguments may have moved more than this is not picked by default.
 MAX_F1_DRIFT = 0.005
 
@@ -93,13 +102,37 @@ def int8_products_saturate(flags: set[str] | None = None) -> bool:
     return not (cpu_flags() if flags is None else flags) & EXACT_U8S8_FLAGS
 
 
-def bf16_capable() -> bool:
-    """A CPU with bfloat16 arithmetic (AMX-BF16 or AVX512-BF16), and OpenVINO installed to use it."""
-    if not cpu_flags() & {"amx_bf16", "avx512_bf16"}:
-        return False
+def installed(package: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("openvino") is not None
+    return importlib.util.find_spec(package) is not None
+
+
+def bf16_capable() -> bool:
+    """A CPU with bfloat16 arithmetic (AMX-BF16 or AVX512-BF16), and OpenVINO installed to use it."""
+    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"}) and installed("openvino")
+
+
+def openvino_int8_capable() -> bool:
+    """OpenVINO installed, on a CPU that multiplies uint8 by int8 exactly (VNNI or AMX), where the
+    int8-openvino variant computes the labels it was judged on."""
+    return not int8_products_saturate() and installed("openvino")
+
+
+def usable_variants(available: set[str]) -> set[str]:
+    """Of the variants a directory holds, those this process and CPU can run as judged."""
+    usable = set(available)
+    if not bf16_capable():
+        usable.discard(BF16)
+    if not openvino_int8_capable():
+        usable.discard(OPENVINO_INT8)
+    return usable
+
+
+def openvino_hint(info: dict | None, machine: str | None = None) -> str:
+    """The performance hint an OpenVINO variant runs with: the fastest export measured on this machine."""
+    measured = (info or {}).get("performance_hint") or {}
+    return measured.get(machine or machine_signature(), OPENVINO_HINTS[0])
 
 
 def pick_variant(variants: dict, provider: str, requested: str = "auto", machine: str | None = None,

@@ -10,6 +10,8 @@
 - ``int8-static``: static int8 with calibrated activation ranges (:mod:`export.calibration`); one row per
   call, the calls side by side (:class:`scorer.model.ScoringModel`).
 - ``bf16``: OpenVINO running ``model.onnx`` at bfloat16 (:mod:`scorer.runtimes`); no file of its own.
+- ``int8-openvino``: NNCF's int8 of ``model.onnx``, run by OpenVINO (:mod:`export.openvino_int8`);
+  its recipes are tried fastest first, and the first whose labels hold is kept.
 - ``fp16``: level O4 (O2 for GPU plus fp16 weights and activations; inputs and outputs stay fp32),
   for the CUDA provider.
 - ``fp32-compact``: fp32 arithmetic on weights stored as fp16 (:mod:`export.compact`): half the
@@ -40,11 +42,16 @@ from argvalues.variants import (
     COMPACT,
     DEVICE_VARIANTS,
     FP32,
+    OPENVINO_HINTS,
+    OPENVINO_INT8,
+    OPENVINO_VARIANTS,
     STATIC_INT8,
     VARIANT_FILES,
     bf16_capable,
     cpu_flags,
+    installed,
     machine_signature,
+    openvino_int8_capable,
 )
 from export.heldout import HeldOut
 from export.judging import judge_variant
@@ -106,16 +113,30 @@ MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8"
 
 #: What ``argvalues export`` writes with no variant flag: the CPU's low-precision variants whose
 #: labels do not depend on batch-mates, and fp16 for CUDA (each checked; ``score`` runs one only
-#: where its labels held).
+#: where its labels held). OpenVINO's ones need ``argvalues[openvino]`` (OpenVINO, and NNCF for int8).
 def default_variants() -> tuple[str, ...]:
-    return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ("fp16",)
+    openvino_int8 = openvino_int8_capable() and installed("nncf")
+    return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ((OPENVINO_INT8,) if openvino_int8 else ()) + ("fp16",)
 
 
 #: Rows timed in the second, interleaved pass (the first pass times the whole held-out set).
 TIMING_ROWS = 512
 
 
-def _make(name: str, staging: Path, held_out: HeldOut) -> dict:
+def recipe_count(name: str) -> int:
+    """How many recipes a variant has (tried in turn until one's labels hold)."""
+    if name == OPENVINO_INT8:
+        from export.openvino_int8 import RECIPES
+
+        return len(RECIPES)
+    return 1
+
+
+def _make(name: str, staging: Path, held_out: HeldOut, recipe: int = 0) -> dict:
+    if name == OPENVINO_INT8:
+        from export.openvino_int8 import make_openvino_int8
+
+        return make_openvino_int8(staging, held_out.calibration, recipe)
     if name == STATIC_INT8:
         from export.calibration import make_static_int8
 
@@ -128,11 +149,15 @@ def _make(name: str, staging: Path, held_out: HeldOut) -> dict:
     return MAKERS[name](staging)
 
 
-def _timed(staging: Path, name: str, arguments: pd.DataFrame, device: str = "cpu") -> tuple[np.ndarray, float]:
+def _timed(staging: Path, name: str, arguments: pd.DataFrame, device: str = "cpu",
+           openvino_hint: str | None = None, warm: bool = False) -> tuple[np.ndarray, float]:
+    """Probabilities and rows/s of one pass over ``arguments``; ``warm``: after an untimed pass over
+    them all (OpenVINO prepares its kernels for each new input shape: its first pass over 512
+    arguments ran at 0.6x-0.75x the second, measured)."""
     from scorer.model import ScoringModel
 
-    model = ScoringModel(staging, device=device, variant=name)
-    model.probabilities(arguments.iloc[:8])  # first calls set up kernels and shapes; not what a long run sees
+    model = ScoringModel(staging, device=device, variant=name, openvino_hint=openvino_hint)
+    model.probabilities(arguments if warm else arguments.iloc[:8])  # first calls set up kernels and shapes
     started = time.perf_counter()
     probabilities = model.probabilities(arguments, batch_size=64)
     return probabilities, len(arguments) / (time.perf_counter() - started)
@@ -150,17 +175,34 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
     results = {FP32: {"file": VARIANT_FILES[FP32], "default_ok": True}}
     for name in names:
         started = time.perf_counter()
-        info = _make(name, staging, held_out)
-        info["file"] = VARIANT_FILES[name]
         device = "cuda" if name == "fp16" and cuda_usable() else "cpu"
-        try:
-            probabilities, speed = _timed(staging, name, judged, device)
-            info.update(checked_on=device, held_out=held_out.source,
-                        **judge_variant(reference, probabilities, thresholds, held_out.truth))
-            if device == "cpu" and name in DEVICE_VARIANTS["cpu"]:
-                speeds[name] = [speed]
-        except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
-            info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
+        for recipe in range(recipe_count(name)):
+            try:
+                info = _make(name, staging, held_out, recipe)
+            except Exception as error:
+                if name != OPENVINO_INT8:
+                    raise
+                # a third-party quantizer (NNCF) that cannot take this graph: the export goes on without it
+                reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+                log(f"variant {name}: not made ({reason})")
+                info = None
+                break
+            info["file"] = VARIANT_FILES[name]
+            try:
+                probabilities, speed = _timed(staging, name, judged, device)
+                info.update(checked_on=device, held_out=held_out.source,
+                            **judge_variant(reference, probabilities, thresholds, held_out.truth))
+                if device == "cpu" and name in DEVICE_VARIANTS["cpu"]:
+                    speeds[name] = [speed]
+            except Exception as error:  # e.g. an fp16 graph the CPU provider cannot run: recorded, never picked
+                info.update(checked_on=None, default_ok=False, check_error=str(error).splitlines()[0][:300])
+            if info["default_ok"] or recipe + 1 == recipe_count(name):
+                break
+            held = f"{100 * info['label_agreement']:.2f}% of labels as fp32" if "label_agreement" in info else "not checked"
+            log(f"variant {name}, recipe '{info['recipe']}': {held}, not picked; trying the next recipe")
+        if info is None:
+            (staging / VARIANT_FILES[name]).unlink(missing_ok=True)
+            continue
         info["sha256"] = sha256_of(staging / info["file"])
         info["bytes"] = (staging / info["file"]).stat().st_size
         info["seconds"] = round(time.perf_counter() - started, 1)
@@ -173,8 +215,16 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
         else:
             log(f"variant {name}: not checked here ({info['check_error']})")
     sample = judged.iloc[:TIMING_ROWS]
-    for name in speeds:  # a second pass, interleaved: the machine may be shared
-        speeds[name].append(_timed(staging, name, sample)[1])
+    for name in speeds:  # a second pass, interleaved (the machine may be shared), warm as a long run is
+        if name in OPENVINO_VARIANTS:  # and OpenVINO's hints, side by side, warm (as a long run sees them)
+            by_hint = {hint: _timed(staging, name, sample, openvino_hint=hint, warm=True)[1] for hint in OPENVINO_HINTS}
+            fastest = max(by_hint, key=by_hint.get)
+            results[name]["performance_hint"] = {machine: fastest}
+            speeds[name].append(by_hint[fastest])
+            log(f"variant {name}: OpenVINO's " + ", ".join(f"{hint} {speed:.0f}" for hint, speed in by_hint.items())
+                + f" rows/s: runs {fastest} here")
+        else:
+            speeds[name].append(_timed(staging, name, sample, warm=True)[1])
     for name, measured in speeds.items():
         results[name]["rows_per_second"] = {machine: round(max(measured), 1)}
     log("rows/s on this machine: " + ", ".join(f"{name} {max(s):.0f}" for name, s in speeds.items()))
@@ -182,7 +232,9 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
 
 
 def scoring_entries(results: dict) -> dict:
-    """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds, and
-    static int8's weight format (the scorer does not pick int8 weights where their products saturate)."""
-    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second", "weights") if key in info}
+    """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds,
+    static int8's weight format (the scorer does not pick int8 weights where their products saturate)
+    and OpenVINO's performance hint measured fastest here."""
+    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second", "weights", "performance_hint")
+                   if key in info}
             for name, info in results.items()}

@@ -25,6 +25,8 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
                                                    "one row per call runs side by side with others).")
 @click.option("--bf16", is_flag=True, help="Also check OpenVINO's bf16 on model.onnx (needs argvalues[openvino] "
                                             "and a CPU with AMX-BF16 or AVX512-BF16).")
+@click.option("--openvino-int8", is_flag=True, help="Also write int8-openvino: NNCF's int8 of model.onnx, run by "
+                                                     "OpenVINO (needs argvalues[openvino] and a CPU with VNNI or AMX).")
 @click.option("--compact", is_flag=True, help="Also write fp32-compact: fp32 arithmetic on weights stored as fp16, "
                                                "half the file at fp32's speed (for shipping a model in little space).")
 @click.option("--fp32-only", is_flag=True, help="Write the fp32 model only (no variant, no variant checks).")
@@ -36,13 +38,14 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
                    "model (another --seed, say); thresholds are then chosen on all the runs' out-of-fold "
                    "predictions together. Repeatable.")
 @user_errors
-def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, bf16, compact, fp32_only, ensemble,
-           join):
+def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, bf16, openvino_int8, compact, fp32_only,
+           ensemble, join):
     """Export a run's best checkpoint (or a checkpoint directory) to a self-contained ONNX model.
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
     fails and nothing is written. With no variant flag it also writes the variants that can run
-    faster here (static int8; bf16 where OpenVINO and a bfloat16 CPU are present; fp16 for CUDA).
+    faster here (static int8; with argvalues[openvino], OpenVINO's int8 on a CPU with VNNI or AMX and
+    its bf16 on one with AMX-BF16 or AVX512-BF16; fp16 for CUDA).
     Each variant is judged against fp32 on every argument the run held out from the checkpoint:
     'score' runs the fastest (as measured here) whose labels agree with fp32's on at least 99.5%
     and whose official F1 change's 95% interval stays above -0.005. The manifest records it all.
@@ -51,7 +54,8 @@ def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, b
     from export.onnx import ExportOptions, export_model
 
     chosen = tuple(name for name, wanted in (("optimized", optimize), ("int8", quantize), ("int8-static", static_int8),
-                                             ("bf16", bf16), ("fp16", fp16), ("fp32-compact", compact)) if wanted)
+                                             ("bf16", bf16), ("int8-openvino", openvino_int8), ("fp16", fp16),
+                                             ("fp32-compact", compact)) if wanted)
     if fp32_only and chosen:
         raise click.UsageError("--fp32-only writes no variant: leave out the variant flags")
     if not chosen and not fp32_only:

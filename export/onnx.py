@@ -56,7 +56,7 @@ class ExportOptions:
 
     ``atol``: the largest probability difference allowed between ONNX and PyTorch; ``opset``: the
     ONNX opset (None: Optimum's choice); ``variants``: extra variants to build and check
-    (``optimized``, ``int8``, ``int8-static``, ``bf16``, ``fp16``; the CLI's default:
+    (``optimized``, ``int8``, ``int8-static``, ``bf16``, ``int8-openvino``, ``fp16``; the CLI's default:
     :func:`export.build_variants.default_variants`); ``ensemble``: export every fold model of the run as one model; ``join``:
     with ``ensemble``, more runs whose fold models join it.
     """

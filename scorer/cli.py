@@ -58,7 +58,7 @@ device_option = click.option(
               help="Rows read, scored and written at a time; bounds memory.")
 @click.option("--variant", type=click.Choice(["auto", *VARIANT_FILES]), default="auto", show_default=True,
               help="Which variant of the model to run; auto: the fastest whose labels held at export (as export "
-                   "measured on this machine, else by CPU features: bf16, int8-static, int8, optimized, fp32).")
+                   "measured on this machine, else by CPU features: int8-openvino, bf16, int8-static, int8, optimized, fp32).")
 @click.option("--on-bad-row", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="A row that breaks the contract (wrong field count, not UTF-8, empty Premise or Conclusion, "
                    "unknown Stance, duplicate Argument ID): stop with an error naming file, line and column, or "

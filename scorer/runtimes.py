@@ -1,7 +1,10 @@
-"""OpenVINO behind the scorer: the ``bf16`` variant (``pip install 'argvalues[openvino]'``).
+"""OpenVINO behind the scorer: the ``bf16`` and ``int8-openvino`` variants (``pip install 'argvalues[openvino]'``).
 
-OpenVINO reads the model directory's ``model.onnx`` as it is and runs it at bfloat16 on a CPU
-with AMX-BF16 or AVX512-BF16. Its results for a row do not depend on how many rows share the
+``bf16``: OpenVINO reads the model directory's ``model.onnx`` as it is and runs it at bfloat16 on a
+CPU with AMX-BF16 or AVX512-BF16. ``int8-openvino``: it runs NNCF's int8 QDQ file
+(:mod:`export.openvino_int8`) with int8 kernels (VNNI, AMX) and everything not quantized at f32,
+so its labels do not depend on whether the CPU has bfloat16 (f32 measured as fast as bf16 there:
+the int8 MatMuls are the time). Their results for a row do not depend on how many rows share the
 call, but they do depend on padding (a row padded by 5 tokens moved by up to 4e-3 in a measured
 case): the scorer therefore feeds it batches of rows of one token length only, which makes every
 row's result independent of ``--batch-size`` and chunking, exactly.
@@ -17,20 +20,29 @@ from pathlib import Path
 import numpy as np
 
 from argvalues.errors import ArgvaluesError, ModelDirError
+from argvalues.variants import BF16, OPENVINO_INT8
 
-OPENVINO_PROVIDER = "OpenVINO CPU (bf16)"
+#: What the rest of the graph runs at, by variant.
+INFERENCE_PRECISION = {BF16: "bf16", OPENVINO_INT8: "f32"}
+OPENVINO_PROVIDER = {BF16: "OpenVINO CPU (bf16)", OPENVINO_INT8: "OpenVINO CPU (int8, f32 elsewhere)"}
 
 
 class OpenVinoSession:
     """A compiled OpenVINO model with the few things :class:`scorer.model.ScoringModel` asks of a session."""
 
-    def __init__(self, onnx_path: Path, threads: int | None = None):
+    def __init__(self, onnx_path: Path, variant: str | None = BF16, threads: int | None = None,
+                 hint: str = "THROUGHPUT"):
+        """``variant``: what the graph's unquantized part runs at (:data:`INFERENCE_PRECISION`);
+        None: OpenVINO's own default for this CPU (the benchmarks' peer). ``hint``: OpenVINO's
+        performance hint (the streams and threads per call; the results do not depend on it)."""
         try:
             import openvino
         except ImportError:
-            raise ArgvaluesError("--variant bf16 needs OpenVINO: pip install 'argvalues[openvino]'") from None
+            raise ArgvaluesError(f"--variant {variant} needs OpenVINO: pip install 'argvalues[openvino]'") from None
         core = openvino.Core()
-        config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "THROUGHPUT"}
+        config = {"PERFORMANCE_HINT": hint}
+        if variant is not None:
+            config["INFERENCE_PRECISION_HINT"] = INFERENCE_PRECISION[variant]
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         try:
@@ -40,6 +52,7 @@ class OpenVinoSession:
             raise ModelDirError(f"{onnx_path}: OpenVINO cannot load it ({first})") from None
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
         self.output_width = self.compiled.outputs[0].get_partial_shape()[-1]
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         count = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self.requests = [self.compiled.create_infer_request() for _ in range(count)]
 

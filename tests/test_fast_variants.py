@@ -1,5 +1,5 @@
-"""The batched low-precision variants (static int8, OpenVINO bf16): made and judged at export on the
-run's held-out arguments, picked per machine, and labels independent of batch size and chunking."""
+"""The batched low-precision variants (static int8, OpenVINO bf16 and int8): made and judged at export
+on the run's held-out arguments, picked per machine, and labels independent of batch size and chunking."""
 
 import json
 
@@ -9,7 +9,7 @@ import pytest
 from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 from argvalues.contract import read_arguments
-from argvalues.variants import BF16, FP32, STATIC_INT8, machine_signature, pick_variant
+from argvalues.variants import BF16, FP32, OPENVINO_INT8, STATIC_INT8, machine_signature, pick_variant
 from export.judging import MIN_LABEL_AGREEMENT, judge_variant, paired_f1_change
 from export.onnx import ExportOptions, export_model
 
@@ -28,7 +28,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def static_int8(tiny_run, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("fast-model") / "model"
-    manifest = export_model(tiny_run, model_dir, ExportOptions(variants=(STATIC_INT8, BF16)), **QUIET)
+    manifest = export_model(tiny_run, model_dir, ExportOptions(variants=(STATIC_INT8, BF16, OPENVINO_INT8)), **QUIET)
     return model_dir, manifest
 
 
@@ -51,7 +51,7 @@ def test_variants_are_judged_on_every_held_out_argument_of_the_run(tiny_run, sta
     rows = held_out_rows(RunDir(tiny_run).best, RunDir(tiny_run), pd.DataFrame(), None)
     assert not set(rows.calibration["Argument ID"]) & set(rows.judged["Argument ID"])  # calibrated elsewhere
     scoring = json.loads((model_dir / "argvalues.json").read_text())
-    assert set(scoring["variants"]) == {FP32, STATIC_INT8, BF16}
+    assert set(scoring["variants"]) == {FP32, STATIC_INT8, BF16, OPENVINO_INT8}
     assert machine_signature() in scoring["variants"][FP32]["rows_per_second"]
     assert (model_dir / "model_static_int8.onnx").is_file()
 
@@ -78,7 +78,7 @@ def test_a_runs_student_is_judged_on_all_the_runs_arguments_but_its_calibration_
     assert manifest["variants"][STATIC_INT8]["rows"] == len(rows.judged)
 
 
-@pytest.mark.parametrize("variant", [STATIC_INT8, BF16])
+@pytest.mark.parametrize("variant", [STATIC_INT8, BF16, OPENVINO_INT8])
 def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, variant):
     from scorer.model import ScoringModel
     from scorer.score import ScoreOptions, score_files
@@ -101,12 +101,13 @@ def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, v
     assert outputs[0] == outputs[1]
 
 
-def test_bf16_batches_hold_one_token_length_each(static_int8):
+@pytest.mark.parametrize("variant", [BF16, OPENVINO_INT8])
+def test_openvino_batches_hold_one_token_length_each(static_int8, variant):
     from scorer.model import ScoringModel
 
     model_dir, _ = static_int8
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
-    model = ScoringModel(model_dir, device="cpu", variant=BF16)
+    model = ScoringModel(model_dir, device="cpu", variant=variant)
     batches = model.prepare(arguments, batch_size=4)
     assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(range(len(arguments)))
     assert any(len(rows) > 1 for rows, _ in batches)
@@ -148,6 +149,108 @@ def test_static_int8_is_close_to_fp32(static_int8):
     fp32 = ScoringModel(model_dir, device="cpu", variant=FP32).probabilities(arguments)
     int8 = ScoringModel(model_dir, device="cpu", variant=STATIC_INT8).probabilities(arguments)
     assert np.abs(fp32 - int8).max() < 0.05 and not np.array_equal(fp32, int8)
+
+
+def test_openvino_int8_is_nncf_int8_run_by_openvino_close_to_fp32(static_int8):
+    import onnx
+
+    from scorer.model import ScoringModel
+
+    model_dir, manifest = static_int8
+    check = manifest["variants"][OPENVINO_INT8]
+    assert check["file"] == "model_int8_openvino.onnx" and check["recipe"] == "every MatMul with weights"
+    graph = onnx.load(str(model_dir / check["file"])).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    matmuls = [node for node in graph.node if node.op_type == "MatMul" and "/layer." in node.name]
+    int8_matmuls = [node for node in matmuls if set(node.input) <= dequantized]  # int8 activations and weights
+    assert len(int8_matmuls) >= 12  # the tiny model's 2 layers: query, key, value, output, two feed-forward
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32).probabilities(arguments)
+    model = ScoringModel(model_dir, device="cpu", variant=OPENVINO_INT8)
+    assert model.provider.startswith("OpenVINO") and "int8" in model.provider
+    assert model.session.precision == "f32"  # the unquantized rest: the same labels with or without bfloat16
+    int8 = model.probabilities(arguments)
+    assert np.abs(fp32 - int8).max() < 0.05 and not np.array_equal(fp32, int8)
+
+
+def test_openvino_runs_with_the_performance_hint_export_measured_fastest_on_this_machine(static_int8, tmp_path):
+    import shutil
+
+    from argvalues.variants import OPENVINO_HINTS
+    from scorer.model import ScoringModel
+
+    model_dir = shutil.copytree(static_int8[0], tmp_path / "model")
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    for name in (BF16, OPENVINO_INT8):
+        assert set(scoring["variants"][name]["performance_hint"]) == {machine_signature()}
+        assert scoring["variants"][name]["performance_hint"][machine_signature()] in OPENVINO_HINTS
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    results = {}
+    for recorded, expected in (({machine_signature(): "LATENCY"}, "LATENCY"), ({"another machine": "LATENCY"}, "THROUGHPUT"),
+                               ({machine_signature(): "THROUGHPUT"}, "THROUGHPUT")):
+        scoring["variants"][OPENVINO_INT8]["performance_hint"] = recorded
+        (model_dir / "argvalues.json").write_text(json.dumps(scoring))
+        model = ScoringModel(model_dir, device="cpu", variant=OPENVINO_INT8)
+        assert str(model.session.compiled.get_property("PERFORMANCE_HINT")) == expected
+        results[expected] = model.probabilities(arguments)
+    assert np.array_equal(results["LATENCY"], results["THROUGHPUT"])  # the hint changes the speed only
+
+
+def test_openvino_int8_falls_back_to_its_next_recipe_when_labels_do_not_hold(tiny_run, tmp_path, monkeypatch):
+    import onnx
+
+    import export.build_variants
+
+    judged = []
+
+    def judge(reference, candidate, thresholds, truth):  # the first recipe's labels do not hold
+        judged.append(candidate)
+        return {**judge_variant(reference, candidate, thresholds, truth), "default_ok": len(judged) > 1}
+
+    monkeypatch.setattr(export.build_variants, "judge_variant", judge)
+    logged = []
+    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(variants=(OPENVINO_INT8,)), log=logged.append)
+    check = manifest["variants"][OPENVINO_INT8]
+    assert len(judged) == 2 and check["default_ok"] and check["unquantized"] == [r".*/layer\.0/.*"]
+    assert any("not picked; trying the next recipe" in line for line in logged)
+    graph = onnx.load(str(tmp_path / "model" / check["file"])).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    first_layer = [node for node in graph.node if node.op_type == "MatMul" and "/layer.0/" in node.name]
+    second_layer = [node for node in graph.node if node.op_type == "MatMul" and "/layer.1/" in node.name]
+    assert first_layer and not any(set(node.input) & dequantized for node in first_layer)
+    assert any(set(node.input) <= dequantized for node in second_layer)
+
+
+def test_an_export_goes_on_without_openvino_int8_when_nncf_cannot_make_it(tiny_run, tmp_path, monkeypatch):
+    import export.openvino_int8
+
+    def fails(model_dir, calibration, recipe=0):
+        (model_dir / "model_int8_openvino.onnx").write_bytes(b"half-written")
+        raise RuntimeError("NNCF cannot quantize this graph\nmore detail")
+
+    monkeypatch.setattr(export.openvino_int8, "make_openvino_int8", fails)
+    logged = []
+    manifest = export_model(tiny_run, tmp_path / "model", ExportOptions(variants=(OPENVINO_INT8, STATIC_INT8)),
+                            log=logged.append)
+    assert OPENVINO_INT8 not in manifest["variants"] and STATIC_INT8 in manifest["variants"]
+    assert "variant int8-openvino: not made (NNCF cannot quantize this graph)" in logged, "\n".join(logged)
+    assert not (tmp_path / "model" / "model_int8_openvino.onnx").exists()
+
+
+def test_openvino_variants_run_only_where_the_cpu_computes_what_was_judged(monkeypatch):
+    import argvalues.variants
+    from argvalues.variants import usable_variants
+    from export.build_variants import default_variants
+
+    everything = {FP32, STATIC_INT8, BF16, OPENVINO_INT8}
+    monkeypatch.setattr(argvalues.variants, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
+    assert usable_variants(everything) == everything
+    assert OPENVINO_INT8 in default_variants() and BF16 in default_variants()
+    monkeypatch.setattr(argvalues.variants, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
+    assert usable_variants(everything) == {FP32, STATIC_INT8, OPENVINO_INT8}
+    monkeypatch.setattr(argvalues.variants, "cpu_flags", lambda: {"avx2", "fma"})  # int8 products saturate
+    assert usable_variants(everything) == {FP32, STATIC_INT8}
+    assert OPENVINO_INT8 not in default_variants() and BF16 not in default_variants()
 
 
 def test_static_int8_keeps_the_first_third_of_the_layers_and_the_gelu_outputs_fp32(static_int8):
@@ -350,6 +453,7 @@ def test_static_int8_with_int8_weights_is_not_picked_where_its_products_saturate
     assert scoring["variants"][STATIC_INT8]["weights"] in ("uint8", "int8")
     scoring["variants"][STATIC_INT8].update(weights="int8", default_ok=True)
     scoring["variants"].pop(BF16, None)
+    scoring["variants"].pop(OPENVINO_INT8, None)
     for variant in scoring["variants"].values():
         variant.pop("rows_per_second", None)  # picked by CPU features, not by the tiny model's speeds
     (model_dir / "argvalues.json").write_text(json.dumps(scoring))

@@ -53,7 +53,7 @@ def test_the_card_states_model_data_recipe_metrics_thresholds_variants_and_limit
     assert "Best fold: 2 (epoch 4, official F1 0.4567" in card
     assert "Validation set (1896 arguments): official F1 **0.4455**" in card
     assert "Strategy: per-label." in card and "| Hedonism | 0.23 |" in card  # CV_SUMMARY records no choice
-    assert "elsewhere, on the CPU, bf16, then int8-static, then int8, then optimized, then fp32" in card
+    assert "elsewhere, on the CPU, int8-openvino, then bf16, then int8-static, then int8, then optimized, then fp32" in card
     assert "| fp32 | model.onnx | PyTorch's within 2.5e-06 on 1024 arguments | - | yes (the reference) |" in card
     assert ("| int8-static | model_static_int8.onnx | 99.68% of 21460 | -0.0020 (-0.0041 to +0.0003) | yes |"
             in card)
