@@ -23,7 +23,8 @@ then `score` with its defaults against the peer scripts in benchmarks/peers/ (th
 Optimum's ORTModel, OpenVINO), interleaved, --repeats times each.
 
 Then peak RSS of the `score` command on generated files of each --memory-rows size, with a tiny
-random model (memory does not depend on it).
+random model (memory does not depend on it): its default variant, and each OpenVINO variant this
+machine runs (a runtime of its own).
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
             log(f"variant {name}: not checked here ({info['check_error']})")
     sample = judged.iloc[:TIMING_ROWS]
     for name in speeds:  # a second pass, interleaved (the machine may be shared), warm as a long run is
-        if name in OPENVINO_VARIANTS:  # and OpenVINO's hints, side by side, warm (as a long run sees them)
+        if name in OPENVINO_VARIANTS:  # and OpenVINO's performance hints, side by side: the faster is recorded
             by_hint = {hint: _timed(staging, name, sample, openvino_hint=hint, warm=True)[1] for hint in OPENVINO_HINTS}
             fastest = max(by_hint, key=by_hint.get)
             results[name]["performance_hint"] = {machine: fastest}
