@@ -129,7 +129,7 @@ def usable_variants(available: set[str]) -> set[str]:
     return usable
 
 
-def openvino_hint(info: dict | None, machine: str | None = None) -> str:
+def performance_hint(info: dict | None, machine: str | None = None) -> str:
     """The performance hint an OpenVINO variant runs with: the fastest export measured on this machine."""
     measured = (info or {}).get("performance_hint") or {}
     return measured.get(machine or machine_signature(), OPENVINO_HINTS[0])

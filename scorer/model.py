@@ -23,10 +23,10 @@ from argvalues.variants import (
     STATIC_INT8,
     VARIANT_FILES,
     int8_products_saturate,
+    performance_hint,
     pick_variant,
     usable_variants,
 )
-from argvalues.variants import openvino_hint as openvino_hint_for
 from scorer.batching import DEFAULT_CUDA_BATCH_TOKENS, batch_bounds
 from scorer.runtime import check_one_runtime, cuda_check
 
@@ -126,7 +126,7 @@ class ScoringModel:
         if self.variant in OPENVINO_VARIANTS:
             from scorer.runtimes import OPENVINO_PROVIDER, OpenVinoSession
 
-            hint = openvino_hint or openvino_hint_for(self.config.variants.get(self.variant))
+            hint = openvino_hint or performance_hint(self.config.variants.get(self.variant))
             self.session = OpenVinoSession(self.onnx_path, self.variant, threads, hint)
             self.provider, self.io_binding = OPENVINO_PROVIDER[self.variant], False
             self.input_names = self.session.input_names

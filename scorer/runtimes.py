@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from argvalues.errors import ArgvaluesError, ModelDirError
-from argvalues.variants import BF16, OPENVINO_INT8
+from argvalues.variants import BF16, OPENVINO_HINTS, OPENVINO_INT8
 
 #: What the rest of the graph runs at, by variant.
 INFERENCE_PRECISION = {BF16: "bf16", OPENVINO_INT8: "f32"}
@@ -31,7 +31,7 @@ class OpenVinoSession:
     """A compiled OpenVINO model with the few things :class:`scorer.model.ScoringModel` asks of a session."""
 
     def __init__(self, onnx_path: Path, variant: str | None = BF16, threads: int | None = None,
-                 hint: str = "THROUGHPUT"):
+                 hint: str = OPENVINO_HINTS[0]):
         """``variant``: what the graph's unquantized part runs at (:data:`INFERENCE_PRECISION`);
         None: OpenVINO's own default for this CPU (the benchmarks' peer). ``hint``: OpenVINO's
         performance hint (the streams and threads per call; the results do not depend on it)."""
