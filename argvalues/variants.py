@@ -53,8 +53,18 @@ DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16, OPENVIN
 #: OpenVINO's performance hints: export times its variants with each, and the scorer runs the one
 #: measured fastest on this machine, else the first. Measured (AMD EPYC, 2 cores, int8-openvino):
 #: LATENCY (one stream, both cores on each call) 1.09x THROUGHPUT (two one-thread streams), with
-#: identical results (benchmarks/README.md, "OpenVINO int8").
+#: identical results (benchmarks/README.md, "OpenVINO int8"); with rows padded (below) the two
+#: measured within 10% of each other either way, run to run.
 OPENVINO_HINTS = ("THROUGHPUT", "LATENCY")
+#: Token widths OpenVINO's variants pad each row up to a multiple of (batches still hold rows of one
+#: width only, so a row's result does not depend on its batch-mates). OpenVINO prepares its kernels
+#: for every new input shape (about 12 ms each, measured); widths in steps of 4 cut the shapes of
+#: 5,688 validation arguments from 127 to 40, and a run of 28,440 shuffled ones in chunks of 8,192
+#: from 400 to 127: 1.13x and 1.07x faster, for at most 3 padded tokens a row, every label the
+#: same (benchmarks/README.md, "Fewer shapes"; 2 and 8 tokens gained less, 16 nothing). Export
+#: judges the variant padded so and records the multiple; a directory without it runs unpadded, as
+#: it was judged.
+PAD_TO_MULTIPLE = {OPENVINO_INT8: 4}
 #: A variant whose official F1 on the held-out arguments may have moved more than this is not picked by default.
 MAX_F1_DRIFT = 0.005
 
@@ -133,6 +143,11 @@ def performance_hint(info: dict | None, machine: str | None = None) -> str:
     """The performance hint an OpenVINO variant runs with: the fastest export measured on this machine."""
     measured = (info or {}).get("performance_hint") or {}
     return measured.get(machine or machine_signature(), OPENVINO_HINTS[0])
+
+
+def pad_multiple(info: dict | None) -> int:
+    """The multiple of tokens a variant's rows are padded up to, as export judged it (1: unpadded)."""
+    return int((info or {}).get("pad_to_multiple") or 1)
 
 
 def pick_variant(variants: dict, provider: str, requested: str = "auto", machine: str | None = None,

@@ -45,6 +45,7 @@ from argvalues.variants import (
     OPENVINO_HINTS,
     OPENVINO_INT8,
     OPENVINO_VARIANTS,
+    PAD_TO_MULTIPLE,
     STATIC_INT8,
     VARIANT_FILES,
     bf16_capable,
@@ -156,7 +157,8 @@ def _timed(staging: Path, name: str, arguments: pd.DataFrame, device: str = "cpu
     arguments ran at 0.6x-0.75x the second, measured)."""
     from scorer.model import ScoringModel
 
-    model = ScoringModel(staging, device=device, variant=name, openvino_hint=openvino_hint)
+    model = ScoringModel(staging, device=device, variant=name, openvino_hint=openvino_hint,
+                         pad_to_multiple=PAD_TO_MULTIPLE.get(name, 1))
     model.probabilities(arguments if warm else arguments.iloc[:8])  # first calls set up kernels and shapes
     started = time.perf_counter()
     probabilities = model.probabilities(arguments, batch_size=64)
@@ -188,6 +190,8 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
                 info = None
                 break
             info["file"] = VARIANT_FILES[name]
+            if name in PAD_TO_MULTIPLE:  # judged (and timed) padded so: the scorer runs it so
+                info["pad_to_multiple"] = PAD_TO_MULTIPLE[name]
             try:
                 probabilities, speed = _timed(staging, name, judged, device)
                 info.update(checked_on=device, held_out=held_out.source,
@@ -233,8 +237,9 @@ def build_variants(names: list[str], staging: Path, held_out: HeldOut, log: Call
 
 def scoring_entries(results: dict) -> dict:
     """What ``argvalues.json`` keeps of each variant: its file, whether its labels held, its speeds,
-    static int8's weight format (the scorer does not pick int8 weights where their products saturate)
-    and OpenVINO's performance hint measured fastest here."""
-    return {name: {key: info[key] for key in ("file", "default_ok", "rows_per_second", "weights", "performance_hint")
-                   if key in info}
+    static int8's weight format (the scorer does not pick int8 weights where their products saturate),
+    and for OpenVINO's variants the performance hint measured fastest here and the token multiple rows
+    were padded to when judged."""
+    keys = ("file", "default_ok", "rows_per_second", "weights", "performance_hint", "pad_to_multiple")
+    return {name: {key: info[key] for key in keys if key in info}
             for name, info in results.items()}

@@ -13,8 +13,9 @@ first encoder layer left unquantized: 99.66% at 1.3x; ONNX Runtime's static int8
 "OpenVINO int8"). Export tries the recipes in :data:`RECIPES` in turn and keeps the first whose
 labels hold (:mod:`export.build_variants`).
 
-Calibration feeds hold rows of one token length each, as the scorer feeds OpenVINO: no pad
-token widens a range.
+Calibration feeds hold rows of one token length each, unpadded: the ranges come from real tokens
+alone (the scorer pads a row by up to 3 tokens, which attention's mask and the pooling leave out
+of every real token's result), and no pad token widens a range.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from argvalues.variants import FP32, OPENVINO_INT8, VARIANT_FILES, external_data_path, onnx_files
+from argvalues.variants import FP32, OPENVINO_INT8, PAD_TO_MULTIPLE, VARIANT_FILES, external_data_path, onnx_files
 
 #: The quantization recipes, fastest first: (name, regular expressions of node names left unquantized).
 RECIPES: list[tuple[str, list[str]]] = [
@@ -57,5 +58,6 @@ def make_openvino_int8(model_dir: Path, calibration: pd.DataFrame, recipe: int =
               location=external_data_path(target).name if large else None)
     return {"how": f"NNCF {nncf.__version__} post-training int8 (transformer recipe: SmoothQuant, per-channel int8 "
                    f"weights, fast bias correction) of {name}, activation ranges calibrated on {len(calibration)} "
-                   "training arguments; run by OpenVINO, the rest of the graph at f32, batches of equal-length rows",
+                   "training arguments; run by OpenVINO, the rest of the graph at f32, batches of rows of one width, "
+                   f"each padded up to a multiple of {PAD_TO_MULTIPLE[OPENVINO_INT8]} tokens",
             "recipe": name, "unquantized": unquantized, "calibration_rows": len(calibration)}

@@ -23,6 +23,7 @@ from argvalues.variants import (
     STATIC_INT8,
     VARIANT_FILES,
     int8_products_saturate,
+    pad_multiple,
     performance_hint,
     pick_variant,
     usable_variants,
@@ -95,7 +96,9 @@ class ScoringModel:
 
     def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
                  variant: str = "auto", parallel_calls: int | None = None, batch_tokens: int | None = None,
-                 openvino_hint: str | None = None):
+                 openvino_hint: str | None = None, pad_to_multiple: int | None = None):
+        """``openvino_hint``, ``pad_to_multiple``: for OpenVINO's variants, instead of what export
+        recorded (the hint it measured fastest on this machine; the token multiple it judged with)."""
         self.model_dir = Path(model_dir)
         self.config = load_model_config(self.model_dir, variant)
         providers, self.gpu_unused_reason = _providers_for(device)
@@ -110,10 +113,15 @@ class ScoringModel:
         # call: every row then sees only itself, whatever --batch-size or chunking, and no row is
         # padded at all (static int8 paid 9% for it there).
         self.rows_per_call = 1 if self.variant in ("int8", STATIC_INT8) else None
-        # OpenVINO (bf16, int8) batches rows of one token length only: no row is padded, and its
+        # OpenVINO (bf16, int8) batches rows of one width only, each row padded up to a multiple of
+        # pad_to_multiple tokens (1 for bf16: no padding), a width that depends on the row alone; its
         # result for a row does not depend on how many rows share the call (measured: bit-identical
-        # for calls of 1, 2, 3 and 64 rows; scorer/runtimes.py).
+        # for calls of 1, 2, 3 and 64 rows; scorer/runtimes.py). Fewer widths are fewer input shapes
+        # for OpenVINO to prepare kernels for (argvalues.variants.PAD_TO_MULTIPLE).
         self.equal_length_batches = self.variant in OPENVINO_VARIANTS
+        if pad_to_multiple is None:
+            pad_to_multiple = pad_multiple(self.config.variants.get(self.variant))
+        self.pad_to_multiple = pad_to_multiple if self.equal_length_batches else 1
         # One row per call keeps few of an operator's threads busy; on the CPU such calls run side by
         # side instead, one ONNX Runtime thread each (benchmarks/README.md, "Scoring on Ray": two
         # single-threaded workers beat one two-threaded engine 1.47x on 2 cores; "Static int8 on an
@@ -224,15 +232,17 @@ class ScoringModel:
         """Tokenize and build the padded, length-sorted batches (row positions, feeds); no inference.
 
         Split from :meth:`infer` so a second thread can prepare the next chunk while this one runs.
-        ``equal_length``: batches of rows of one token length (default: as this variant runs).
+        ``equal_length``: batches of rows of one width (default: as this variant runs), each row
+        padded up to a multiple of :attr:`pad_to_multiple` tokens.
         """
         batch_size = self.rows_per_call or batch_size
         equal_length = self.equal_length_batches if equal_length is None else equal_length
         encodings = self.encode(arguments)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        order = np.argsort(lengths, kind="stable")
-        if equal_length:  # cut the sorted rows wherever the length changes, too
-            cuts = np.flatnonzero(np.diff(lengths[order])) + 1
+        widths = self._widths(lengths) if equal_length else lengths
+        order = np.argsort(widths, kind="stable")
+        if equal_length:  # cut the sorted rows wherever the width changes, too
+            cuts = np.flatnonzero(np.diff(widths[order])) + 1
             runs = np.split(order, cuts) if len(order) else []
             groups = [run[start:start + batch_size] for run in runs for start in range(0, len(run), batch_size)]
         else:
@@ -241,7 +251,15 @@ class ScoringModel:
             # longest first: OpenVINO grows its buffers once, not at every longer batch (the first pass
             # over 5,688 arguments ran 1.04x-1.11x faster; the results do not depend on the order)
             groups.reverse()
-        return [(rows, self._feeds([encodings[i] for i in rows], lengths[rows])) for rows in groups]
+        return [(rows, self._feeds([encodings[i] for i in rows], lengths[rows], int(widths[rows].max())))
+                for rows in groups]
+
+    def _widths(self, lengths: np.ndarray) -> np.ndarray:
+        """Each row's padded width: its length up to a multiple of :attr:`pad_to_multiple`, within max_length."""
+        if self.pad_to_multiple == 1:
+            return lengths
+        padded = -(-lengths // self.pad_to_multiple) * self.pad_to_multiple
+        return np.maximum(lengths, np.minimum(padded, self.config.max_length))
 
     def infer(self, batches: list[tuple[np.ndarray, dict]]) -> np.ndarray:
         rows = sum(len(positions) for positions, _ in batches)
@@ -275,9 +293,9 @@ class ScoringModel:
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
-    def _feeds(self, encodings: list, lengths: np.ndarray) -> dict:
-        """Padded int64 inputs of one batch; each row's tokens left-aligned, filled in one step."""
-        width = int(lengths.max())
+    def _feeds(self, encodings: list, lengths: np.ndarray, width: int) -> dict:
+        """Padded int64 inputs of one batch, ``width`` tokens wide; each row's tokens left-aligned,
+        filled in one step."""
         real = np.arange(width) < lengths[:, None]  # row-major order = each row's tokens in turn
         feeds = {"input_ids": np.full(real.shape, self.pad_id, dtype=np.int64), "attention_mask": real.astype(np.int64)}
         feeds["input_ids"][real] = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64,

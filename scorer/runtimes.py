@@ -6,7 +6,8 @@ CPU with AMX-BF16 or AVX512-BF16. ``int8-openvino``: it runs NNCF's int8 QDQ fil
 so its labels do not depend on whether the CPU has bfloat16 (f32 measured as fast as bf16 there:
 the int8 MatMuls are the time). Their results for a row do not depend on how many rows share the
 call, but they do depend on padding (a row padded by 5 tokens moved by up to 4e-3 in a measured
-case): the scorer therefore feeds it batches of rows of one token length only, which makes every
+case): the scorer therefore feeds it batches of rows of one width only, each row padded (or not)
+by a rule of its own length alone (:data:`argvalues.variants.PAD_TO_MULTIPLE`), which makes every
 row's result independent of ``--batch-size`` and chunking, exactly.
 
 Several calls run at once (OpenVINO's throughput mode picks how many streams the cores take),

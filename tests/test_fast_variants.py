@@ -9,7 +9,15 @@ import pytest
 from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 from argvalues.contract import read_arguments
-from argvalues.variants import BF16, FP32, OPENVINO_INT8, STATIC_INT8, machine_signature, pick_variant
+from argvalues.variants import (
+    BF16,
+    FP32,
+    OPENVINO_INT8,
+    PAD_TO_MULTIPLE,
+    STATIC_INT8,
+    machine_signature,
+    pick_variant,
+)
 from export.judging import MIN_LABEL_AGREEMENT, judge_variant, paired_f1_change
 from export.onnx import ExportOptions, export_model
 
@@ -102,17 +110,58 @@ def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, v
 
 
 @pytest.mark.parametrize("variant", [BF16, OPENVINO_INT8])
-def test_openvino_batches_hold_one_token_length_each(static_int8, variant):
+def test_openvino_batches_hold_rows_of_one_padded_width_each(static_int8, variant):
+    """bf16 pads no row; int8-openvino pads each row up to the multiple of tokens export judged it with."""
     from scorer.model import ScoringModel
 
     model_dir, _ = static_int8
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    multiple = PAD_TO_MULTIPLE.get(variant, 1)
+    assert scoring["variants"][variant].get("pad_to_multiple", 1) == multiple
+    assert multiple == (4 if variant == OPENVINO_INT8 else 1)
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
     model = ScoringModel(model_dir, device="cpu", variant=variant)
+    assert model.pad_to_multiple == multiple
     batches = model.prepare(arguments, batch_size=4)
     assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(range(len(arguments)))
     assert any(len(rows) > 1 for rows, _ in batches)
+    lengths = np.array([len(encoding.ids) for encoding in model.encode(arguments)])
+    widths = []
     for rows, feeds in batches:
-        assert len(rows) <= 4 and feeds["attention_mask"].all()  # no padding anywhere
+        width = feeds["attention_mask"].shape[1]
+        assert len(rows) <= 4 and np.array_equal(feeds["attention_mask"].sum(axis=1), lengths[rows])
+        assert width % multiple == 0 or width == model.config.max_length
+        assert (lengths[rows] > width - multiple).all()  # each row padded by fewer than `multiple` tokens
+        widths.append(width)
+    assert widths == sorted(widths, reverse=True)  # longest first
+    if multiple > 1:
+        assert len(set(widths)) < len(set(lengths.tolist()))  # fewer shapes than lengths
+
+
+def test_padded_widths_stay_within_max_length(static_int8):
+    from scorer.model import ScoringModel
+
+    model = ScoringModel(static_int8[0], device="cpu", variant=OPENVINO_INT8)
+    model.config.max_length = 10
+    assert model._widths(np.array([1, 4, 5, 8, 9, 10])).tolist() == [4, 4, 8, 8, 10, 10]
+
+
+def test_a_directory_without_a_recorded_multiple_runs_unpadded_as_it_was_judged(static_int8, tmp_path):
+    """An int8-openvino judged before rows were padded (no pad_to_multiple in argvalues.json) runs unpadded."""
+    import shutil
+
+    from scorer.model import ScoringModel
+
+    model_dir = shutil.copytree(static_int8[0], tmp_path / "model")
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    del scoring["variants"][OPENVINO_INT8]["pad_to_multiple"]
+    (model_dir / "argvalues.json").write_text(json.dumps(scoring))
+    arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    model = ScoringModel(model_dir, device="cpu", variant=OPENVINO_INT8)
+    assert model.pad_to_multiple == 1
+    assert all(feeds["attention_mask"].all() for _, feeds in model.prepare(arguments))
+    padded = ScoringModel(static_int8[0], device="cpu", variant=OPENVINO_INT8).probabilities(arguments)
+    np.testing.assert_allclose(model.probabilities(arguments), padded, atol=0.02)  # the padding is masked
 
 
 def test_static_int8_runs_one_row_per_call_whatever_the_batch_size(static_int8):
