@@ -13,6 +13,8 @@ import os
 import platform
 from pathlib import Path
 
+from argvalues.errors import ModelDirError
+
 FP32 = "fp32"
 STATIC_INT8 = "int8-static"
 BF16 = "bf16"
@@ -147,7 +149,10 @@ def performance_hint(info: dict | None, machine: str | None = None) -> str:
 
 def pad_multiple(info: dict | None) -> int:
     """The multiple of tokens a variant's rows are padded up to, as export judged it (1: unpadded)."""
-    return int((info or {}).get("pad_to_multiple") or 1)
+    value = (info or {}).get("pad_to_multiple", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelDirError(f"argvalues.json: a variant's pad_to_multiple must be a whole number from 1, got {value!r}")
+    return value
 
 
 def pick_variant(variants: dict, provider: str, requested: str = "auto", machine: str | None = None,

@@ -138,6 +138,21 @@ def test_openvino_batches_hold_rows_of_one_padded_width_each(static_int8, varian
         assert len(set(widths)) < len(set(lengths.tolist()))  # fewer shapes than lengths
 
 
+def test_a_bad_recorded_multiple_is_a_model_directory_error(static_int8, tmp_path):
+    import shutil
+
+    from argvalues.errors import ModelDirError
+    from scorer.model import ScoringModel
+
+    model_dir = shutil.copytree(static_int8[0], tmp_path / "model")
+    scoring = json.loads((model_dir / "argvalues.json").read_text())
+    for bad in (0, "4", 2.5):
+        scoring["variants"][OPENVINO_INT8]["pad_to_multiple"] = bad
+        (model_dir / "argvalues.json").write_text(json.dumps(scoring))
+        with pytest.raises(ModelDirError, match="pad_to_multiple"):
+            ScoringModel(model_dir, device="cpu", variant=OPENVINO_INT8)
+
+
 def test_padded_widths_stay_within_max_length(static_int8):
     from scorer.model import ScoringModel
 
