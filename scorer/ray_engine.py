@@ -9,11 +9,11 @@
   together, checks IDs across files, and writes through :mod:`scorer.output`, as the local
   engine does: same rows, same order, same bytes, the same atomic ``-o`` and rejects file.
 
-A worker that dies is restarted by Ray and its unfinished blocks run again; the driver writes
-each chunk once, when its turn in input order comes, so no row is lost or written twice. A run
-that fails as a whole keeps what it wrote: its journal records the reader chunks written per
-file, and ``--resume`` has the read tasks skip them and the driver take the IDs already written
-from the partial output.
+A worker that dies has its unfinished blocks run again (on its restart or another worker); the
+driver writes each chunk once, when its turn in input order comes, so no row is lost or written
+twice. A run that fails as a whole keeps what it wrote: its journal records the reader chunks
+written per file, and ``--resume`` has the read tasks skip them and the driver take the IDs
+already written from the partial output.
 """
 
 from __future__ import annotations

