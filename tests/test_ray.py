@@ -113,9 +113,9 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(tiny_exported, local_r
             os.kill(pids[0], signal.SIGKILL)
             killed.append((pids, rows_written))
             # Give Ray time to start a replacement, so that a restarted worker's path usually runs too.
-            # It is not asserted: once in about 20 runs here none came within 120 s (one likely cause: Ray
-            # Core does not restart a worker killed before its set-up finished), and the surviving worker then scored
-            # the rest, which must still be exactly right.
+            # It is not asserted: once in about 20 runs here none came within 120 s (one likely cause:
+            # Ray Core does not restart a worker killed before its set-up finished), and the surviving
+            # worker then scored the rest, which must still be exactly right.
             deadline = time.monotonic() + 30
             while not set(_scoring_actor_pids()) - stale - set(pids) and time.monotonic() < deadline:
                 time.sleep(0.2)
