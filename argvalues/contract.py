@@ -16,7 +16,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from argvalues.errors import DataError
+from argvalues.errors import DataError, shown, shown_names
 from argvalues.rows import ArgumentRows, SeenIds
 
 ID_COLUMN = "Argument ID"
@@ -119,7 +119,7 @@ def _check_columns(found: list[str], required: list[str], path: str) -> None:
     if missing:
         raise DataError(
             f"{path}: line 1: missing column(s) {missing}; expected the columns {required} "
-            f"but found {found}"
+            f"but found {shown_names(found)}"
         )
 
 
@@ -160,7 +160,7 @@ def _check_unique_ids(frame: pd.DataFrame, name: str) -> None:
     duplicated = frame[ID_COLUMN].duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise DataError(f"{name}: line {row + 2}: duplicate {ID_COLUMN} '{frame[ID_COLUMN].iloc[row]}'")
+        raise DataError(f"{name}: line {row + 2}: duplicate {ID_COLUMN} '{shown(frame[ID_COLUMN].iloc[row])}'")
 
 
 def _read_label_table(path: str | Path) -> pd.DataFrame:
@@ -183,14 +183,14 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     columns = list(frame.columns)
     unknown = [c for c in columns if c != ID_COLUMN and c not in LABELS]
     if unknown:
-        raise DataError(f"{name}: line 1: unknown label column(s) {unknown}; the labels are {LABELS}")
+        raise DataError(f"{name}: line 1: unknown label column(s) {shown_names(unknown)}; the labels are {LABELS}")
     _check_columns(columns, [ID_COLUMN] + LABELS, name)
     values = frame[LABELS]
     bad = ~values.isin(["0", "1"])
     if bad.to_numpy().any():
         row, col = (int(i[0]) for i in np.nonzero(bad.to_numpy()))
         raise DataError(
-            f"{name}: line {row + 2}: column '{LABELS[col]}' has value '{values.iat[row, col]}'; expected 0 or 1"
+            f"{name}: line {row + 2}: column '{LABELS[col]}' has value '{shown(values.iat[row, col])}'; expected 0 or 1"
         )
     _check_unique_ids(frame, name)
     labels = values.astype(np.int8)

@@ -8,6 +8,12 @@ class ArgvaluesError(Exception):
     keeps_progress = False  # True: a run's partial output stays for --resume (else it is discarded)
 
 
+class UsageError(ArgvaluesError):
+    """Options that cannot be carried out as given (an output that is one of the inputs)."""
+
+    exit_code = 2
+
+
 class DataError(ArgvaluesError):
     """An input TSV does not follow the ValueEval contract."""
 
@@ -48,6 +54,10 @@ class TooManyBadRows(DataError):
     """More rows were rejected than ``--max-bad-rows`` allows."""
 
 
+class NothingScored(DataError):
+    """Every row of a run was rejected: nothing was scored, so nothing is published."""
+
+
 class Interrupted(ArgvaluesError):
     """Ctrl-C (SIGINT) during a run."""
 
@@ -70,3 +80,27 @@ class RunFailed(ArgvaluesError):
     so ``--resume`` continues it."""
 
     keeps_progress = True
+
+
+#: An error message quotes at most this many characters of a value read from an input.
+QUOTED_CHARACTERS = 200
+#: ... and names at most this many of an input's column names.
+QUOTED_NAMES = 30
+
+
+def shown(value: object) -> str:
+    """A value read from an input, for a one-line message: its first :data:`QUOTED_CHARACTERS`
+    characters, then "…" and its full length (a 1 MB line must not become a 1 MB message)."""
+    text = str(value)
+    if len(text) <= QUOTED_CHARACTERS:
+        return text
+    return f"{text[:QUOTED_CHARACTERS]}… ({len(text):,} characters)"
+
+
+def shown_names(names: list) -> str:
+    """Column names read from an input, as a list in a message, each :func:`shown`, at most
+    :data:`QUOTED_NAMES` of them."""
+    items = [repr(shown(name)) for name in names[:QUOTED_NAMES]]
+    if len(names) > QUOTED_NAMES:
+        items.append(f"… ({len(names):,} columns)")
+    return "[" + ", ".join(items) + "]"

@@ -27,7 +27,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from argvalues.errors import DataError
+from argvalues.errors import DataError, shown, shown_names
 from argvalues.formats import DECOMPRESSION_ERRORS, Reader, header_hint, input_format, open_reader
 
 ON_BAD_ROW = ("fail", "skip")
@@ -123,7 +123,7 @@ def _suggest(missing: str, found: list[str]) -> str:
     close = difflib.get_close_matches(missing, found, n=1, cutoff=0.6)
     if not close:
         close = [c for c in found if c.strip().lower() == missing.lower()]
-    return f" (is '{close[0]}' meant to be '{missing}'?)" if close else ""
+    return f" (is '{shown(close[0])}' meant to be '{missing}'?)" if close else ""
 
 
 #: Why a value cannot go into TSV output (which has no quoting).
@@ -169,7 +169,7 @@ class ArgumentRows:
             raise DataError(f"{self.name}: the file is empty; expected a header line with {self.required}")
         duplicated = sorted({c for c in header if header.count(c) > 1})
         if duplicated:
-            raise DataError(f"{self.name}: line 1: column(s) {duplicated} appear more than once")
+            raise DataError(f"{self.name}: line 1: column(s) {shown_names(duplicated)} appear more than once")
         id_name = self.names[self.id_column]
         # A near miss ('argument_id') is more likely a misnamed ID column than none: that stays an error.
         if self.row_ids and id_name not in header and not _suggest(id_name, header):
@@ -189,12 +189,12 @@ class ArgumentRows:
             raise DataError(
                 f"{self.name}: line 1: missing column(s) {missing}{_suggest(missing[0], header)}{hint}; expected "
                 f"the columns {expected}{' (as mapped by --column/--id-column)' if mapped else ''} but found "
-                f"{header}{how}"
+                f"{shown_names(header)}{how}"
             )
         absent = [name for name in self.keep if name not in header]
         if absent:
             raise DataError(f"{self.name}: line 1: --keep-columns names column(s) {absent} that the input lacks; "
-                            f"found {header}")
+                            f"found {shown_names(header)}")
         return list(dict.fromkeys(expected + self.keep))
 
     def _check(self, row: dict[str, str]) -> tuple[str, str] | None:
@@ -207,11 +207,11 @@ class ArgumentRows:
                 return self.names[column], f"empty {column}"
         for column, allowed in self.allowed.items():
             if row[column] not in allowed:
-                return self.names[column], f"unknown value '{row[column][:40]}'; expected one of {list(allowed)}"
+                return self.names[column], f"unknown value '{shown(row[column])}'; expected one of {list(allowed)}"
         if self.one_line and ("\t" in identifier or "\n" in identifier or "\r" in identifier):
             return self.names[self.id_column], f"the {self.id_column} {_NOT_ONE_LINE}"
         if not self.seen.add(identifier):
-            return self.names[self.id_column], f"duplicate {self.id_column} '{identifier[:80]}'"
+            return self.names[self.id_column], f"duplicate {self.id_column} '{shown(identifier)}'"
         return None
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:

@@ -40,7 +40,9 @@ device_option = click.option(
 @device_option
 @click.option("--probabilities", is_flag=True, help="Write probabilities instead of 0/1 labels.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Output file (written atomically). Default: standard output.")
+              help="Output file, written atomically (a link: the file it points to). A device, FIFO, socket or "
+                   "/dev/stdout is written as a stream instead, with nothing beside it. Never one of the inputs. "
+                   "Default: standard output.")
 @click.option("--format", "input_format", type=click.Choice(FORMATS), default=None,
               help="Input format.  [default: by extension (.tsv .csv .jsonl/.ndjson .parquet, each text format "
                    "also .gz .bz2 .xz .zst); tsv for standard input and other names]")
@@ -99,8 +101,9 @@ def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities,
     when complete, with OUTPUT.meta.json beside it (model, inputs, versions, row counts, times).
 
     \b
-    Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage,
-    3 bad input data (or more bad rows than --max-bad-rows), 4 bad model directory,
+    Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage (an
+    output that is an input), 3 bad input data (more bad rows than --max-bad-rows, or every row
+    rejected), 4 bad model directory,
     6 output not writable (disk full), 7 --resume refused, 8 another run is writing -o OUTPUT,
     130 interrupted, 143 terminated (SIGTERM).
     """

@@ -4,10 +4,9 @@ An engine (:mod:`scorer.score` in this process, :mod:`scorer.ray_engine` on Ray)
 into :class:`ScoredChunk` objects, in input order, and hands them to :func:`write_scores`.
 Everything about where they go is decided here, once:
 
-* the checks made before any row is read (:func:`check_inputs`, :func:`output_target`), and the
-  lock that keeps a second run off an output being written (:func:`claim`);
-* the rejects-file rule (:func:`rejects_target`): rows are set aside only under ``--on-bad-row
-  skip``, to ``--rejects PATH``, else ``OUT.rejects.tsv`` beside ``-o OUT``;
+* the checks made before any row is read (:func:`check_inputs`; where ``-o`` and ``--rejects``
+  point, and the rejects-file rule, are :mod:`scorer.target`'s), and the lock that keeps a second
+  run off an output being written (:func:`claim`);
 * the scores format (:class:`TsvScores`; a writer for another format provides the same three
   methods);
 * the targets: :class:`FileOutput` (``-o OUT``: written beside the target, journaled after every
@@ -35,7 +34,16 @@ import pandas as pd
 
 from argvalues.contract import ID_COLUMN
 from argvalues.digest import sha256_of
-from argvalues.errors import ArgvaluesError, DataError, Interrupted, OutputError, RunFailed, Terminated, TerminateSignal
+from argvalues.errors import (
+    ArgvaluesError,
+    DataError,
+    Interrupted,
+    NothingScored,
+    OutputError,
+    RunFailed,
+    Terminated,
+    TerminateSignal,
+)
 from argvalues.files import fsync_directory, write_atomically
 from argvalues.metrics import apply_thresholds
 from argvalues.rows import REJECTS_HEADER, Reject
@@ -44,6 +52,7 @@ from scorer.journal import Journal, Progress, partial_path, sync_files
 from scorer.lock import OutputLock
 from scorer.meta import sidecar, utc_now
 from scorer.options import BadRowLimit, ScoreOptions, ScoreStats
+from scorer.target import Destination, as_destination
 
 
 @dataclass
@@ -146,38 +155,10 @@ def check_inputs(inputs: list[str], engine: str = "local") -> None:
         raise ArgvaluesError("standard input (-) can be read only once")
 
 
-def output_target(output: str | None, inputs: list[str], options: ScoreOptions) -> Path | None:
-    """The file ``-o`` names (None: standard output), after refusing what cannot be done with it."""
-    to_stdout = output is None or output == "-"
-    if options.resume and to_stdout:
-        raise ArgvaluesError("--resume needs -o OUTPUT: a run to standard output cannot be resumed")
-    if options.resume and "-" in inputs:
-        raise ArgvaluesError("--resume needs input files: standard input cannot be read again")
-    if to_stdout and options.output_format == "parquet":
-        raise ArgvaluesError("--output-format parquet needs -o OUTPUT: a Parquet file is not written to a stream")
-    if not to_stdout and Path(output).is_dir():
-        raise ArgvaluesError(f"{output}: is a directory; -o takes a file path")
-    return None if to_stdout else Path(output)
-
-
 def claim(target: Path | None) -> contextlib.AbstractContextManager:
-    """Hold ``target``'s lock for the run (:mod:`scorer.lock`; standard output needs none): a second
+    """Hold ``target``'s lock for the run (:mod:`scorer.lock`; a stream needs none): a second
     run on the same ``-o`` is refused at once with :class:`~argvalues.errors.OutputBusy`."""
     return OutputLock(target) if target is not None else contextlib.nullcontext()
-
-
-def default_rejects_path(output: str) -> str:
-    return f"{output}.rejects.tsv"
-
-
-def rejects_target(target: Path | None, options: ScoreOptions) -> Path | None:
-    """Where skipped rows go: only under ``--on-bad-row skip``; ``--rejects``, else beside ``-o OUT``
-    (to standard output without ``--rejects``: nowhere, they are reported on stderr only)."""
-    if options.on_bad_row != "skip":
-        return None
-    if options.rejects:
-        return Path(options.rejects)
-    return Path(default_rejects_path(str(target))) if target is not None else None
 
 
 def model_fingerprint(model_dir: Path, onnx_path: Path, side_files: Iterable[str]) -> dict[str, str]:
@@ -228,6 +209,7 @@ def write_scores(output: ScoresOutput, chunks: Iterable[ScoredChunk], stats: Sco
                     on_chunk(len(chunk.ids))
             if limit:
                 limit.check(stats, final=True)
+            check_something_scored(stats)
             output.finish(stats)
         finally:
             output.close()
@@ -237,6 +219,16 @@ def write_scores(output: ScoresOutput, chunks: Iterable[ScoredChunk], stats: Sco
             raise
         raise raised from None
     return stats
+
+
+def check_something_scored(stats: ScoreStats) -> None:
+    """A run whose every row was rejected fails (exit 3, nothing published), whatever
+    ``--max-bad-rows`` allows: a nightly job that scored nothing is no success. An input with a
+    header and no rows rejects nothing and still gives a header-only output."""
+    if stats.rows == 0 and stats.rejected:
+        first = f"; the first: {stats.first_rejects[0].message()}" if stats.first_rejects else ""
+        raise NothingScored(f"every row was rejected ({stats.rejected} bad row(s)), so nothing was scored and nothing "
+                            f"is published{first}")
 
 
 def _open_partial(path: Path, keep_bytes: int, header: bytes) -> IO[bytes]:
@@ -256,25 +248,34 @@ def _rejects_lines(rejects: list[Reject]) -> bytes:
 
 
 class PartialRejects:
-    """The rejects file of an output that is never resumed (standard output, Parquet): it grows
-    beside its target, is renamed into place when the run completes and removed when it fails."""
+    """The rejects file of an output that is never resumed (a stream, Parquet): it grows beside its
+    target, is renamed into place when the run completes and removed when it fails. A stream
+    destination (``--rejects /dev/stderr``) is written in order instead, with nothing beside it."""
 
-    def __init__(self, target: Path | None):
-        self.target = target
-        self.partial = partial_path(target) if target else None
+    def __init__(self, target: Destination | Path | None):
+        self.destination = as_destination(target)
+        self.target = self.destination.path if self.destination and not self.destination.is_stream else None
+        self.partial = partial_path(self.target) if self.target else None
         self._handle: IO[bytes] | None = None
 
     def open(self) -> None:
-        if self.partial:
+        if self.destination is not None and self.destination.is_stream:
+            self._handle = self.destination.open_stream()
+            self._handle.write(REJECTS_HEADER.encode())
+        elif self.partial:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self._handle = _open_partial(self.partial, 0, REJECTS_HEADER.encode())
 
     def write(self, rejects: list[Reject]) -> None:
         if self._handle and rejects:
             self._handle.write(_rejects_lines(rejects))
+            if self.partial is None:
+                self._handle.flush()
 
     def finish(self) -> None:
-        if self._handle:
+        if self._handle and self.partial is None:
+            self.close()
+        elif self._handle:
             sync_files(self._handle)
             self.close()
             os.replace(self.partial, self.target)
@@ -282,34 +283,42 @@ class PartialRejects:
 
     def close(self) -> None:
         if self._handle:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            handle.close()
 
     def discard(self) -> None:
-        self.close()
+        with contextlib.suppress(OSError):
+            self.close()
         if self.partial:
             self.partial.unlink(missing_ok=True)
 
 
 class StreamOutput:
-    """Standard output, which cannot be taken back: the header goes out with the first chunk (so
-    input that fails at once writes nothing) and each chunk is flushed as it is scored. The
-    rejects file, if any, is written beside its target and renamed into place at the end."""
+    """A stream, which cannot be taken back: standard output, or what ``-o`` names when it is a
+    device, a FIFO or a socket (:mod:`scorer.target`), opened when the run starts. The header goes
+    out with the first scored row (so input that fails at once, or whose every row is rejected,
+    writes nothing) and each chunk is flushed as it is scored. The rejects file, if any, is
+    written beside its target and renamed into place at the end."""
 
     complete = False  # nothing to resume: always written from the start
 
-    def __init__(self, stream: IO[bytes], rejects: Path | None, scores: TsvScores):
-        self.stream, self.scores = stream, scores
+    def __init__(self, stream: IO[bytes] | Destination, rejects: Destination | Path | None, scores: TsvScores):
+        self.destination = stream if isinstance(stream, Destination) else None
+        self.stream = None if self.destination else stream
+        self.scores = scores
         self.rejects = PartialRejects(rejects)
         self._header = scores.header()
 
     def open(self) -> None:
+        if self.destination is not None:
+            self.stream = self.destination.open_stream()
         self.rejects.open()
 
     def write(self, chunk: ScoredChunk, stats: ScoreStats) -> None:
-        self.stream.write(self._header + self.scores.rows(chunk.ids, chunk.values, chunk.kept))
-        self.stream.flush()
-        self._header = b""
+        if len(chunk.ids):
+            self.stream.write(self._header + self.scores.rows(chunk.ids, chunk.values, chunk.kept))
+            self.stream.flush()
+            self._header = b""
         stats.record_rejects(chunk.rejects)
         self.rejects.write(chunk.rejects)
         stats.rows += len(chunk.ids)
@@ -321,13 +330,21 @@ class StreamOutput:
 
     def close(self) -> None:
         self.rejects.close()
+        if self.destination is not None and self.stream is not None:
+            stream, self.stream = self.stream, None
+            stream.close()
 
     def failure(self, error: BaseException, stats: ScoreStats) -> BaseException:
         """Nothing written to a stream can be resumed: the rejects file goes too. A write error is
         left to the command's edge (a closed pipe is no error at all)."""
         self.rejects.discard()
+        if self.destination is not None and self.stream is not None:
+            with contextlib.suppress(OSError):
+                self.close()
         if isinstance(error, KeyboardInterrupt):
             return stopped(error, f"after {stats.rows} rows")
+        if isinstance(error, OSError) and not isinstance(error, BrokenPipeError) and self.destination is not None:
+            return OutputError(f"cannot write {self.destination.given}: {error.strerror or error}")
         return error
 
 
@@ -338,13 +355,16 @@ def binary_stdout() -> IO[bytes]:
 
 class FileOutput:
     """``-o OUT``: the output (and the rejects file) grow beside their targets, are journaled after
-    every chunk and are renamed into place only when complete (:mod:`scorer.journal`)."""
+    every chunk and are renamed into place only when complete (:mod:`scorer.journal`). Rejects
+    sent to a stream (``--rejects /dev/stderr``) go out as they come, outside the journal."""
 
-    def __init__(self, target: Path, rejects: Path | None, fingerprint: dict, scores: TsvScores, log=None,
-                 run: dict | None = None):
+    def __init__(self, target: Path, rejects: Destination | Path | None, fingerprint: dict, scores: TsvScores,
+                 log=None, run: dict | None = None):
         """``run``: what produced the output, for the sidecar (:func:`scorer.meta.sidecar`; None: no sidecar)."""
         self.target, self.scores, self.log, self.run = target, scores, log or (lambda _: None), run
-        self.journal = Journal(target, rejects, fingerprint)
+        rejects = as_destination(rejects)
+        self.stream_rejects = PartialRejects(rejects) if rejects is not None and rejects.is_stream else None
+        self.journal = Journal(target, None if self.stream_rejects else rejects and rejects.path, fingerprint)
         self.progress = Progress()
         self.complete = False
         self.resumed = False
@@ -386,6 +406,8 @@ class FileOutput:
         self._output = _open_partial(journal.partial, done.output_bytes, self.scores.header())
         if journal.rejects_partial:
             self._rejects = _open_partial(journal.rejects_partial, done.rejects_bytes, REJECTS_HEADER.encode())
+        if self.stream_rejects:
+            self.stream_rejects.open()
         if done.output_bytes == 0:  # a fresh start: record the header as the first progress
             sync_files(self._output, self._rejects)  # the journal may record only bytes already on disk
             done.output_bytes = self._output.tell()
@@ -397,6 +419,8 @@ class FileOutput:
         stats.record_rejects(chunk.rejects)
         if self._rejects and chunk.rejects:
             self._rejects.write(_rejects_lines(chunk.rejects))
+        if self.stream_rejects:
+            self.stream_rejects.write(chunk.rejects)
         sync_files(self._output, self._rejects)
         stats.rows += len(chunk.ids)
         self.progress = Progress(position=chunk.position, output_bytes=self._output.tell(),
@@ -411,6 +435,8 @@ class FileOutput:
                 yield from self.scores.read_ids(handle, self.progress.output_bytes)
 
     def finish(self, stats: ScoreStats) -> None:
+        if self.stream_rejects:
+            self.stream_rejects.finish()
         self.close()
         journal = self.journal
         if self.run is not None:
@@ -423,6 +449,9 @@ class FileOutput:
         for handle in (self._output, self._rejects):
             if handle is not None:
                 handle.close()
+        if self.stream_rejects:
+            with contextlib.suppress(OSError):
+                self.stream_rejects.close()
 
     def failure(self, error: BaseException, stats: ScoreStats) -> BaseException:
         """Bad input or options fail the same way on every retry: everything goes. Ctrl-C, SIGTERM,

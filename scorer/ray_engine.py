@@ -34,7 +34,7 @@ import ray
 from ray.data.datasource import FileBasedDatasource
 
 from argvalues.contract import ID_COLUMN, argument_rows
-from argvalues.errors import ArgvaluesError, DataError, RunFailed
+from argvalues.errors import ArgvaluesError, DataError, RunFailed, shown
 from argvalues.formats import split_name
 from argvalues.model_config import ScoringConfig
 from argvalues.rows import Reject, SeenIds
@@ -53,11 +53,10 @@ from scorer.output import (
     claim,
     input_fingerprint,
     model_fingerprint,
-    output_target,
     output_values,
-    rejects_target,
     write_scores,
 )
+from scorer.target import STANDARD_OUTPUT, OutputTarget, output_target
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
 #: In a resumed run's progress: every chunk of this file is written.
@@ -287,13 +286,12 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
     check_inputs(inputs, engine="ray")
     _check_formats(inputs, options)
     target = output_target(output, inputs, options)
-    with claim(target):
+    with claim(target.file):
         model = WorkerModel.choose(options, ray_options)
         options.reading(model.config.required_columns)  # a --column the model does not read: before Ray starts
-        rejects = rejects_target(target, options)
         stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
-                           rejects_path=str(rejects) if rejects else None)
-        sink, done = _output(target, rejects, inputs, model, options, stats, log)
+                           rejects_path=str(target.rejects) if target.rejects else None)
+        sink, done = _output(target, inputs, model, options, stats, log)
         if not sink.complete:
             started = time.perf_counter()
             RayRun(inputs, model, options, ray_options, progress, log, after_block).write(sink, done, stats)
@@ -339,12 +337,15 @@ class RayRun:
         return _driver_chunks(blocks, self.options, self.model.config.labels, hook, done, seen)
 
 
-def _output(target: Path | None, rejects: Path | None, inputs: list[str], model: WorkerModel, options: ScoreOptions,
+def _output(target: OutputTarget, inputs: list[str], model: WorkerModel, options: ScoreOptions,
             stats: ScoreStats, log) -> tuple[ScoresOutput, dict[str, int]]:
     """Where the scores go, and the chunks an interrupted run already wrote (reader chunks per file)."""
     scores = TsvScores(model.config.labels)
-    if target is None:
-        return StreamOutput(binary_stdout(), rejects, scores), {}
+    rejects = target.rejects
+    if target.file is None:
+        stream = binary_stdout() if target.scores is STANDARD_OUTPUT else target.scores
+        return StreamOutput(stream, rejects, scores), {}
+    target = target.file
     fingerprint = {"inputs": [_input_fingerprint(p) for p in inputs], "model": model.fingerprint(),
                    "options": options.output_shaping(model.provider, model.variant, engine="ray")}
     run = run_record(model.directory, fingerprint, model.variant, model.provider, "ray", libraries=("ray",))
@@ -488,7 +489,7 @@ def _take_rejects(chunk: pd.DataFrame, seen: SeenIds, on_bad_row: str) -> tuple[
         if not seen.add(identifier):
             # The raw line stays with the reader; the Row column holds the ID (the local engine's, the line).
             reject = Reject(chunk[FILE_COLUMN].iat[position], int(chunk[LINE_COLUMN].iat[position]), ID_COLUMN,
-                            f"duplicate Argument ID '{identifier[:80]}'", identifier)
+                            f"duplicate Argument ID '{shown(identifier)}'", identifier)
             if on_bad_row == "fail":
                 raise DataError(reject.message())
             keep[position] = False

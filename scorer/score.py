@@ -29,12 +29,11 @@ from scorer.output import (
     claim,
     input_fingerprint,
     model_fingerprint,
-    output_target,
     output_values,
-    rejects_target,
     write_scores,
 )
 from scorer.output_formats import ParquetOutput, text_scores
+from scorer.target import STANDARD_OUTPUT, OutputTarget, output_target
 
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "argvalues.json")
 
@@ -130,20 +129,20 @@ def provider_line(model: ScoringModel) -> str:
 
 def score_files(inputs: list[str], output: str | None, options: ScoreOptions, progress: bool = False,
                 log=None, model: ScoringModel | None = None) -> ScoreStats:
-    """Score ``inputs`` ('-' is standard input) into ``output`` (None or '-': standard output)."""
+    """Score ``inputs`` ('-' is standard input) into ``output`` (None or '-': standard output; a
+    device, FIFO or socket is written as a stream: :mod:`scorer.target`)."""
     check_inputs(inputs)
     target = output_target(output, inputs, options)
-    with claim(target):
+    with claim(target.file):
         model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant,
                                       batch_tokens=options.batch_tokens)
         options.reading(model.required_columns)  # a --column the model does not read fails before any row is read
         if log:
             log(provider_line(model))
         started = time.perf_counter()
-        rejects = rejects_target(target, options)
         stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
-                           rejects_path=str(rejects) if rejects else None)
-        sink, done = _output(target, rejects, inputs, model, options, stats, log)
+                           rejects_path=str(target.rejects) if target.rejects else None)
+        sink, done = _output(target, inputs, model, options, stats, log)
         if not sink.complete:
             with _progress(progress) as bar:
                 bar.update(stats.rows)
@@ -153,12 +152,15 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
     return stats
 
 
-def _output(target, rejects, inputs, model, options, stats, log) -> tuple[ScoresOutput, tuple[int, int]]:
+def _output(target: OutputTarget, inputs, model, options, stats, log) -> tuple[ScoresOutput, tuple[int, int]]:
     """Where the scores go, and the (input, chunk) to start from (after an interrupted run's)."""
     scores = None if options.output_format == "parquet" else \
         text_scores(options.output_format, model.labels, options.keep_columns)
-    if target is None:
-        return StreamOutput(binary_stdout(), rejects, scores), (0, 0)
+    rejects = target.rejects
+    if target.file is None:
+        stream = binary_stdout() if target.scores is STANDARD_OUTPUT else target.scores
+        return StreamOutput(stream, rejects, scores), (0, 0)
+    target = target.file
     fingerprint = run_fingerprint(inputs, model, options)
     run = run_record(model.model_dir, fingerprint, model.variant, model.provider, "local")
     if scores is None:  # Parquet: written whole, never resumed (scorer.output_formats)

@@ -2,7 +2,6 @@
 
 import gzip
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,8 @@ from argvalues.errors import DataError, Interrupted, RunFailed, Terminated, Term
 from argvalues.rows import REJECTS_HEADER, Reject
 from scorer.cli import score
 from scorer.options import ScoreOptions, ScoreStats
-from scorer.output import FileOutput, ScoredChunk, StreamOutput, TsvScores, rejects_target, write_scores
+from scorer.output import FileOutput, ScoredChunk, StreamOutput, TsvScores, write_scores
+from scorer.target import output_target
 
 HEADER = "\t".join(ARGUMENT_COLUMNS)
 GOOD = ["G1\tWe should ban fast food\tin favor of\tfast food harms the health of children",
@@ -34,9 +34,11 @@ def run(model, *args):
     ("skip", "r.tsv", None, "r.tsv"),
     ("skip", "r.tsv", "out.tsv", "r.tsv"),
 ])
-def test_the_rejects_file_rule(on_bad_row, rejects, output, expected):
+def test_the_rejects_file_rule(tmp_path, monkeypatch, on_bad_row, rejects, output, expected):
+    monkeypatch.chdir(tmp_path)
     options = ScoreOptions(on_bad_row=on_bad_row, rejects=rejects)
-    assert rejects_target(Path(output) if output else None, options) == (Path(expected) if expected else None)
+    found = output_target(output, [], options).rejects_file
+    assert found == (tmp_path / expected if expected else None)
 
 
 @pytest.mark.parametrize("to_file", [False, True])
@@ -86,7 +88,7 @@ def file_output(tmp_path):
     target = tmp_path / "out.tsv"
     options = ScoreOptions(on_bad_row="skip")
     fingerprint = {"inputs": [], "model": {}, "options": {}}
-    return FileOutput(target, rejects_target(target, options), fingerprint, TsvScores(LABELS))
+    return FileOutput(target, output_target(str(target), [], options).rejects, fingerprint, TsvScores(LABELS))
 
 
 def test_a_file_output_appears_complete_or_not_at_all(tmp_path):

@@ -262,3 +262,25 @@ def test_the_lock_covers_the_ray_output(tiny_exported, tmp_path):
         with pytest.raises(OutputBusy, match=f"^{out} is being written by another run"):
             score_with_ray([str(corpus)], str(out), ScoreOptions(model_dir=str(tiny_exported)), RayOptions())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.tsv"]
+
+
+def test_ray_follows_the_output_rule_of_the_local_engine(tiny_exported, local_ray, tmp_path):
+    """Streams, inputs and runs that score nothing: decided by the writer both engines share."""
+    from test_output_target import NULL, device_node
+
+    from argvalues.errors import NothingScored, UsageError
+
+    corpus = write_corpus(tmp_path / "corpus.tsv", 40)
+    options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=16, on_bad_row="skip")
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    null = device_node(folder, "null", NULL)
+    stats = score_with_ray([str(corpus)], str(null), options, RayOptions(num_workers=1))
+    assert stats.rows == 40 and null.is_char_device() and sorted(p.name for p in folder.iterdir()) == ["null"]
+    with pytest.raises(UsageError, match="would destroy the input"):
+        score_with_ray([str(corpus)], str(corpus), options, RayOptions(num_workers=1))
+    rejected = tmp_path / "rejected.tsv"
+    rejected.write_text("\t".join(ARGUMENT_COLUMNS) + "\nX1\tc\tsideways\tp\nX2\tc\tsideways\tp\n")
+    with pytest.raises(NothingScored, match="every row was rejected"):
+        score_with_ray([str(rejected)], str(tmp_path / "out.tsv"), options, RayOptions(num_workers=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.tsv", "dev", "rejected.tsv"]
