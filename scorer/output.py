@@ -372,8 +372,9 @@ class FileOutput:
         self._rejects: IO[bytes] | None = None
 
     @property
-    def rejects_target(self) -> Path | None:
-        return self.journal.rejects_target
+    def rejects_target(self) -> Path | str | None:
+        """Where rejected rows went: the rejects file, or the stream's name (``/dev/stderr``)."""
+        return self.stream_rejects.destination.given if self.stream_rejects else self.journal.rejects_target
 
     def begin(self, resume: bool, stats: ScoreStats) -> Progress:
         """Take up an unfinished run's progress (``resume``), or start afresh; ``self.complete``
@@ -441,7 +442,7 @@ class FileOutput:
         journal = self.journal
         if self.run is not None:
             write_atomically(journal.meta_partial, sidecar(
-                self.run, self.target, journal.partial, journal.rejects_target, stats.rows, stats.rejected,
+                self.run, self.target, journal.partial, self.rejects_target, stats.rows, stats.rejected,
                 journal.started, self.resumed))
         journal.finish(self.progress)
 

@@ -299,3 +299,18 @@ def test_nothing_scored_is_raised_by_the_writer_every_engine_shares(tiny_exporte
         score_files([str(source)], str(tmp_path / "out.tsv"),
                     ScoreOptions(model_dir=str(tiny_exported), on_bad_row="skip"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tsv"]
+
+
+def test_rejects_sent_to_a_device_leave_it_a_device_and_the_sidecar_names_it(tiny_exported, tmp_path):
+    import json
+
+    null = device_node(tmp_path, "null", NULL)
+    source = tmp_path / "in.tsv"
+    good = (EXAMPLES / "arguments.tsv").read_text().splitlines()[1]
+    source.write_text(f"{HEADER}\n{good}\nA1\tc\tpro\tp\n")
+    out = tmp_path / "out.tsv"
+    result = run(tiny_exported, "--on-bad-row", "skip", "--rejects", null, source, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert null.is_char_device() and null.stat().st_rdev == NULL
+    assert json.loads((tmp_path / "out.tsv.meta.json").read_text())["rejects_file"] == str(null)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tsv", "null", "out.tsv", "out.tsv.meta.json"]
