@@ -23,6 +23,10 @@ ID_COLUMN = "Argument ID"
 CONCLUSION, STANCE, PREMISE = "Conclusion", "Stance", "Premise"
 ARGUMENT_COLUMNS = [ID_COLUMN, CONCLUSION, STANCE, PREMISE]
 STANCES = ("in favor of", "against")
+#: How people write a stance, each as it reads once case, surrounding and repeated spaces are
+#: ignored (:func:`argvalues.rows.spelling`): the model reads the official wording only.
+STANCE_SPELLINGS = {"in favor of": "in favor of", "in favour of": "in favor of", "pro": "in favor of",
+                    "for": "in favor of", "against": "against", "con": "against"}
 
 #: The 20 value categories, in the column order of the official label files.
 LABELS = [
@@ -130,12 +134,13 @@ def _parser_error(path: str, error: Exception) -> DataError:
 def argument_rows(source: str | Path | IO[bytes], required: list[str] | None = None, on_bad_row: str = "fail",
                   seen: SeenIds | None = None, **reading) -> ArgumentRows:
     """A row reader that applies the contract's row rules: non-empty ID, Premise and Conclusion,
-    a Stance of 'in favor of' or 'against', unique IDs (across inputs sharing ``seen``). Only the
-    ``required`` columns are checked and kept; extra columns are ignored. ``reading`` goes to
-    :class:`ArgumentRows`: ``columns`` (field -> the input's column name), ``keep``,
-    ``file_format``, ``row_ids``, ``one_line``, ``log``."""
-    return ArgumentRows(source, required or ARGUMENT_COLUMNS, on_bad_row=on_bad_row, seen=seen,
-                        id_column=ID_COLUMN, nonempty=(CONCLUSION, PREMISE), allowed={STANCE: STANCES}, **reading)
+    a Stance of 'in favor of' or 'against' (as people write them: :data:`STANCE_SPELLINGS`),
+    unique IDs (across inputs sharing ``seen``). Only the ``required`` columns are checked and
+    kept; extra columns are ignored. ``reading`` goes to :class:`ArgumentRows`: ``columns``
+    (field -> the input's column name), ``keep``, ``file_format``, ``row_ids``, ``one_line``,
+    ``log``, ``field_names``."""
+    return ArgumentRows(source, required or ARGUMENT_COLUMNS, on_bad_row=on_bad_row, seen=seen, id_column=ID_COLUMN,
+                        nonempty=(CONCLUSION, PREMISE), spellings={STANCE: STANCE_SPELLINGS}, **reading)
 
 
 def iter_argument_chunks(

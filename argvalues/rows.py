@@ -126,6 +126,16 @@ def _suggest(missing: str, found: list[str]) -> str:
     return f" (is '{shown(close[0])}' meant to be '{missing}'?)" if close else ""
 
 
+def spelling(value: str) -> str:
+    """``value`` as it is looked up among a column's spellings: case, surrounding and repeated spaces ignored."""
+    return " ".join(value.split()).lower()
+
+
+def _other_spellings(spellings: dict[str, str]) -> str:
+    others = [name for name, value in spellings.items() if name != value]
+    return ", ".join(f"'{name}'" for name in others) + "; case and spaces aside"
+
+
 #: Why a value cannot go into TSV output (which has no quoting).
 _NOT_ONE_LINE = "holds a tab or a line break, which TSV output cannot hold (use --output-format csv, jsonl or parquet)"
 
@@ -143,9 +153,10 @@ class ArgumentRows:
 
     def __init__(self, source: str | Path | IO[bytes], required: list[str], *, on_bad_row: str = "fail",
                  seen: SeenIds | None = None, id_column: str = "Argument ID",
-                 nonempty: tuple[str, ...] = (), allowed: dict[str, tuple[str, ...]] | None = None,
+                 nonempty: tuple[str, ...] = (), spellings: dict[str, dict[str, str]] | None = None,
                  columns: dict[str, str] | None = None, keep: list[str] | tuple[str, ...] = (),
-                 file_format: str | None = None, row_ids: bool = False, one_line: bool = False, log=None):
+                 file_format: str | None = None, row_ids: bool = False, one_line: bool = False, log=None,
+                 field_names: dict[str, str] | None = None):
         if on_bad_row not in ON_BAD_ROW:
             raise ValueError(f"on_bad_row must be one of {ON_BAD_ROW}")
         self.source = source
@@ -154,12 +165,15 @@ class ArgumentRows:
         self.seen = seen if seen is not None else SeenIds()
         self.id_column = id_column
         self.nonempty = [c for c in nonempty if c in required]
-        self.allowed = {c: v for c, v in (allowed or {}).items() if c in required}
+        # column -> {spelling: the value the row gets}; any other value is a bad row
+        self.spellings = {c: v for c, v in (spellings or {}).items() if c in required}
+        self.spelled = [(required.index(c), v) for c, v in self.spellings.items()]
         self.names = {c: (columns or {}).get(c, c) for c in required}  # contract name -> the input's name
         self.mappable = columns is not None  # the caller takes --column: a missing column's message says so
         self.keep = list(dict.fromkeys(keep))
         self.file_format = input_format(source, file_format)
         self.row_ids, self.one_line, self.log = row_ids, one_line, log
+        self.field_names = field_names or {}  # what a field is called in reasons ("text" for a Premise read as a text)
         self.row_numbers = False  # True once the header showed no ID column and row_ids allows numbers
         self.name = str(source)
 
@@ -204,10 +218,11 @@ class ArgumentRows:
             return self.names[self.id_column], f"empty {self.id_column}"
         for column in self.nonempty:
             if not row[column].strip():
-                return self.names[column], f"empty {column}"
-        for column, allowed in self.allowed.items():
-            if row[column] not in allowed:
-                return self.names[column], f"unknown value '{shown(row[column])}'; expected one of {list(allowed)}"
+                return self.names[column], f"empty {self.field_names.get(column, column)}"
+        for column, spellings in self.spellings.items():
+            if spelling(row[column]) not in spellings:
+                return self.names[column], (f"unknown value '{shown(row[column])}'; expected one of "
+                                            f"{list(dict.fromkeys(spellings.values()))} (or {_other_spellings(spellings)})")
         if self.one_line and ("\t" in identifier or "\n" in identifier or "\r" in identifier):
             return self.names[self.id_column], f"the {self.id_column} {_NOT_ONE_LINE}"
         if not self.seen.add(identifier):
@@ -240,6 +255,8 @@ class ArgumentRows:
                         problem = next(((k, f"the kept column {_NOT_ONE_LINE}") for k, p in zip(self.keep, kept_positions)
                                         if "\t" in values[p] or "\n" in values[p] or "\r" in values[p]), None)
                     if problem is None:
+                        for position, spellings in self.spelled:
+                            row_values[position] = spellings[spelling(row_values[position])]
                         good.append(row_values)
                         if kept_positions:
                             kept.append([values[p] for p in kept_positions])

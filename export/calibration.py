@@ -95,7 +95,7 @@ def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
 
     from scorer.model import ScoringModel
 
-    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32)
+    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32, long_text="truncate")
     feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
     source = model_dir / VARIANT_FILES[FP32]
     graph = onnx.load(str(source), load_external_data=False)

@@ -141,7 +141,8 @@ def check_parity(model_dir: Path, arguments: pd.DataFrame, atol: float, torch_pr
     from scorer.model import ScoringModel
 
     scoring = ScoringConfig.load(model_dir)
-    onnx_probabilities = ScoringModel(model_dir, device="cpu", variant="fp32").probabilities(arguments, batch_size=16)
+    onnx_probabilities = ScoringModel(model_dir, device="cpu", variant="fp32",
+                                     long_text="truncate").probabilities(arguments, batch_size=16)
     difference = float(np.abs(torch_probabilities - onnx_probabilities).max())
     thresholds = np.asarray(scoring.thresholds, dtype=np.float32)
     # a label may only flip where PyTorch's probability lies within the tolerance of its threshold

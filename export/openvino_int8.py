@@ -46,7 +46,7 @@ def make_openvino_int8(model_dir: Path, calibration: pd.DataFrame, recipe: int =
 
     nncf.set_log_level(logging.ERROR)
     name, unquantized = RECIPES[recipe]
-    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32)
+    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32, long_text="truncate")
     feeds = [batch for _, batch in fp32.prepare(calibration, CALIBRATION_BATCH, equal_length=True)]
     source = onnx.load(str(model_dir / VARIANT_FILES[FP32]))
     ignored = nncf.IgnoredScope(patterns=unquantized, validate=False) if unquantized else None

@@ -14,7 +14,8 @@ from argvalues.formats import FORMATS
 from argvalues.variants import VARIANT_FILES
 from scorer.options import MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, parse_column_mappings
 from scorer.output_formats import output_format_of
-from scorer.score import score_files
+from scorer.score import long_rows_note, score_files
+from scorer.windows import DEFAULT_MAX_WINDOWS, LONG_TEXT
 
 model_option = click.option(
     "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir,
@@ -31,7 +32,8 @@ device_option = click.option(
 @click.version_option(__version__, prog_name="score")
 @model_option
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="One threshold for every label, instead of the model's tuned thresholds.")
+              help="One threshold for every label, instead of the model's own: those chosen at training on "
+                   "out-of-fold predictions (the packaged model's: 0.5 on each of its probabilities).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Arguments per ONNX Runtime call (rows are sorted by length within a chunk first).")
 @click.option("--batch-tokens", type=click.IntRange(min=0), default=None,
@@ -49,6 +51,16 @@ device_option = click.option(
 @click.option("--column", "columns", multiple=True, metavar="FIELD=NAME",
               help="Read the template field FIELD (Premise, Conclusion, Stance) from the input column NAME; "
                    "repeatable, e.g. --column Premise=text.")
+@click.option("--text-column", metavar="NAME", default=None,
+              help="Score a text alone in each row (a post, a comment, a speech) from the input column NAME, "
+                   "instead of arguments; for models trained to read texts (the packaged model is).")
+@click.option("--long-text", type=click.Choice(LONG_TEXT), default="windows", show_default=True,
+              help="A row longer than the model's max length (128 tokens, about 90 words): windows scores it "
+                   "as overlapping windows of that length (an argument's premise is windowed, each window "
+                   "keeps its stance and conclusion) and takes each value's largest probability; truncate "
+                   "reads its first window only.")
+@click.option("--max-windows", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOWS, show_default=True,
+              help="Windows per row at most (about 70 words each); the rest of a longer row is cut, and counted.")
 @click.option("--id-column", metavar="NAME", default=None,
               help="The input column holding the IDs.  [default: 'Argument ID'; an input without it gets row "
                    "numbers (counted from 1 across the inputs) as IDs]")
@@ -89,14 +101,17 @@ device_option = click.option(
                    "[default: local cores / workers; 1 on a cluster]")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
-def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities, output, input_format, columns, id_column,
-          keep_columns, output_format, chunk_rows, variant, on_bad_row, rejects, max_bad_rows, resume,
-          quiet, engine, address, num_workers, gpus_per_worker, cpus_per_worker, inputs):
+def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities, output, input_format, columns,
+          text_column, long_text, max_windows, id_column, keep_columns, output_format, chunk_rows, variant,
+          on_bad_row, rejects, max_bad_rows, resume, quiet, engine, address, num_workers, gpus_per_worker,
+          cpus_per_worker, inputs):
     """Label arguments (Argument ID, Conclusion, Stance, Premise: the fields the model's template
-    reads) in TSV, CSV, JSON lines or Parquet files.
+    reads), or texts alone (--text-column), in TSV, CSV, JSON lines or Parquet files.
 
     Writes Argument ID and the 20 value categories (official order) as 0/1, one row per input
-    row, in input order. INPUT may be compressed (.gz .bz2 .xz .zst) or '-' for standard input.
+    row, in input order: 1 where the value's probability reaches the model's threshold for it.
+    Rows longer than the model's max length are read in windows (--long-text). INPUT may be
+    compressed (.gz .bz2 .xz .zst) or '-' for standard input.
     Progress (rows, rows/s) goes to stderr when it is a terminal. With -o the output appears only
     when complete, with OUTPUT.meta.json beside it (model, inputs, versions, row counts, times).
 
@@ -113,7 +128,8 @@ def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities,
                            probabilities=probabilities, chunk_rows=chunk_rows, variant=variant, on_bad_row=on_bad_row,
                            rejects=rejects, resume=resume, max_bad_rows=max_bad_rows, input_format=input_format,
                            columns=parse_column_mappings(columns), id_column=id_column, keep_columns=keep,
-                           output_format=output_format or output_format_of(output))
+                           output_format=output_format or output_format_of(output), text_column=text_column,
+                           long_text=long_text, max_windows=max_windows)
     ray_settings = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                         cpus_per_worker=cpus_per_worker)
     progress = not quiet and sys.stderr.isatty()
@@ -129,6 +145,9 @@ def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities,
         stats = score_files(list(inputs), output, options, progress=progress, log=None if quiet else log)
     if not quiet:
         log(f"scored {stats.rows} rows in {stats.seconds:.1f} s ({stats.rows_per_second:.0f} rows/s)")
+        note = long_rows_note(stats, options)
+        if note:
+            log(note)
     if stats.rejected:
         where = f"; written to {stats.rejects_path}" if stats.rejects_path else ""
         log(f"warning: skipped {stats.rejected} bad row(s){where}")
@@ -162,17 +181,24 @@ def evaluate(predictions, labels, threshold, as_json):
 
 @click.command(cls=Command)
 @model_option
-@click.option("--premise", required=True, help="The argument's premise.")
-@click.option("--stance", default="in favor of", show_default=True, help="'in favor of' or 'against'.")
-@click.option("--conclusion", required=True, help="The conclusion it argues for or against.")
+@click.option("--text", default=None, help="A text alone (for models trained to read texts, as the packaged model is).")
+@click.option("--premise", default=None, help="The argument's premise.")
+@click.option("--stance", default="in favor of", show_default=True, help="'in favor of' or 'against' (or pro, con).")
+@click.option("--conclusion", default=None, help="The conclusion it argues for or against.")
 @device_option
 @user_errors
-def predict(model_dir, premise, stance, conclusion, device):
-    """One argument's values with their probabilities, for a quick look."""
-    from scorer.model import ScoringModel
-    from scorer.predict import predict_one, render_prediction
+def predict(model_dir, text, premise, stance, conclusion, device):
+    """One argument's values (or one text's, with --text) with their probabilities, for a quick look."""
+    from scorer.predict import predict_one, predict_text, render_prediction
 
-    click.echo(render_prediction(predict_one(ScoringModel(model_dir, device), premise, stance, conclusion)))
+    if text is not None:
+        if premise is not None or conclusion is not None:
+            raise ArgvaluesError("--text scores a text alone; --premise and --conclusion an argument: give one or the other")
+        click.echo(render_prediction(predict_text(model_dir, device, text)))
+        return
+    if premise is None or conclusion is None:
+        raise click.UsageError("give --premise and --conclusion (an argument), or --text (a text alone)")
+    click.echo(render_prediction(predict_one(model_dir, device, premise, stance, conclusion)))
 
 
 def _ray_engine():

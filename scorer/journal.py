@@ -44,6 +44,7 @@ class Progress:
     rejects_bytes: int = 0
     rows: int = 0
     rejected: int = 0
+    lengths: dict | None = None  # scorer.windows.LengthCounts so far (journals before it: None)
 
 
 class Journal:

@@ -48,14 +48,16 @@ def model_record(model_dir: Path, files: dict[str, str]) -> dict:
 
 
 def sidecar(run: dict, target: Path, written: Path, rejects: Path | None, rows: int, rejected: int, started: str,
-            resumed: bool) -> bytes:
+            resumed: bool, long_texts: dict | None = None) -> bytes:
     """The sidecar's bytes: ``run`` (model, variant, provider, engine, options, versions, inputs),
-    the output ``target`` (whose bytes are still at ``written``, before the rename) and the counts."""
+    the output ``target`` (whose bytes are still at ``written``, before the rename) and the counts
+    (``long_texts``: the model's max length, the rows longer, the windows scored, the rows cut)."""
     record = {
         "output": {"path": str(target.resolve()), "sha256": sha256_of(written), "bytes": written.stat().st_size},
         "rejects_file": str(rejects) if rejects else None,
         **run,
         "rows": {"read": rows + rejected, "scored": rows, "rejected": rejected},
+        "long_texts": long_texts,
         "started": started,
         "finished": utc_now(),
         "resumed": resumed,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from argvalues.errors import ArgvaluesError, ModelDirError
-from argvalues.model_config import ScoringConfig
+from argvalues.model_config import ARGUMENTS, ScoringConfig
 from argvalues.variants import (
     OPENVINO_INT8,
     OPENVINO_VARIANTS,
@@ -30,6 +30,7 @@ from argvalues.variants import (
 )
 from scorer.batching import DEFAULT_CUDA_BATCH_TOKENS, batch_bounds
 from scorer.runtime import check_one_runtime, cuda_check
+from scorer.windows import DEFAULT_MAX_WINDOWS, Encoded, RowEncoder, row_probabilities
 
 TOKENIZER_NAME = "tokenizer.json"
 DEVICES = ("auto", "cpu", "cuda")
@@ -91,19 +92,46 @@ def variant_file(model_dir: Path, config: ScoringConfig, provider: str, variant:
     return variant, onnx_path
 
 
+class Prepared:
+    """A chunk tokenized and batched for :meth:`ScoringModel.infer`: the batches (window positions
+    and feeds; iterating gives them) and, per row, its windows and whether it was long or cut."""
+
+    def __init__(self, batches: list[tuple[np.ndarray, dict]], encoded: Encoded):
+        self.batches = batches
+        self.windows_per_row, self.long, self.cut = encoded.windows_per_row, encoded.long, encoded.cut
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    @property
+    def rows(self) -> int:
+        return len(self.windows_per_row)
+
+
 class ScoringModel:
     """Tokenizer, template, thresholds and an ONNX Runtime session of one model directory."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
                  variant: str = "auto", parallel_calls: int | None = None, batch_tokens: int | None = None,
-                 openvino_hint: str | None = None, pad_to_multiple: int | None = None):
+                 openvino_hint: str | None = None, pad_to_multiple: int | None = None, reading: str = ARGUMENTS,
+                 long_text: str = "windows", max_windows: int = DEFAULT_MAX_WINDOWS):
         """``openvino_hint``, ``pad_to_multiple``: for OpenVINO's variants, instead of what export
-        recorded (the hint it measured fastest on this machine; the token multiple it judged with)."""
+        recorded (the hint it measured fastest on this machine; the token multiple it judged with).
+        ``reading``: arguments, or a text alone (refused for a model not trained to read texts).
+        ``long_text``, ``max_windows``: rows longer than the max length (:mod:`scorer.windows`)."""
         self.model_dir = Path(model_dir)
         self.config = load_model_config(self.model_dir, variant)
+        self.reading = reading
+        self.template = self.config.template_for(reading)
         providers, self.gpu_unused_reason = _providers_for(device)
         self.variant, self.onnx_path = variant_file(self.model_dir, self.config, providers[0], variant)
         self.tokenizer, self.pad_id = self._load_tokenizer()
+        self.long_text, self.max_windows = long_text, max_windows
+        self.encoder = RowEncoder(self.tokenizer, self.config.max_length, long_text, max_windows,
+                                  pair=self.template.text_pair is not None)
         # Dynamic int8 scales activations by each batch's range, so a row's labels would depend on
         # its batch-mates (measured: 190 of 37,920 validation labels changed between batch sizes 64
         # and 16). Static int8 has fixed scales, but ONNX Runtime's CPU kernels still round a row
@@ -164,7 +192,7 @@ class ScoringModel:
 
     @property
     def required_columns(self) -> list[str]:
-        return self.config.required_columns
+        return self.config.required_columns_for(self.reading)
 
     def _load_tokenizer(self):
         from tokenizers import Tokenizer
@@ -174,8 +202,7 @@ class ScoringModel:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # the Rust library raises its own exception type
             raise ModelDirError(f"{path}: the tokenizer does not load ({error})") from None
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=self.config.max_length, strategy="longest_first")
+        tokenizer.no_padding()  # truncation and windows: scorer.windows.RowEncoder
         pad_id = 0
         tokenizer_config = self.model_dir / "tokenizer_config.json"
         if tokenizer_config.is_file():
@@ -214,30 +241,30 @@ class ScoringModel:
         if missing:
             raise ModelDirError(f"{self.onnx_path}: inputs {sorted(missing)} are missing")
 
-    def encode(self, arguments: pd.DataFrame) -> list:
-        text, text_pair = self.config.template.render(arguments)
-        batch = list(zip(text, text_pair)) if text_pair is not None else text
-        return self.tokenizer.encode_batch(batch)
+    def encode(self, arguments: pd.DataFrame) -> Encoded:
+        """The rows through this reading's template, tokenized: windows or cut where too long."""
+        text, text_pair = self.template.render(arguments)
+        return self.encoder.encode(text, text_pair)
 
     def probabilities(self, arguments: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
         """Probabilities of every label for every row, in row order.
 
-        Rows are sorted by token length and batched, each batch padded only to its longest row;
-        the results go back to input order.
+        Rows (windows) are sorted by token length and batched, each batch padded only to its
+        longest row; the results go back to input order, a long row's windows joined.
         """
         return self.infer(self.prepare(arguments, batch_size))
 
-    def prepare(self, arguments: pd.DataFrame, batch_size: int = 64,
-                equal_length: bool | None = None) -> list[tuple[np.ndarray, dict]]:
-        """Tokenize and build the padded, length-sorted batches (row positions, feeds); no inference.
+    def prepare(self, arguments: pd.DataFrame, batch_size: int = 64, equal_length: bool | None = None) -> Prepared:
+        """Tokenize and build the padded, length-sorted batches (window positions, feeds); no inference.
 
         Split from :meth:`infer` so a second thread can prepare the next chunk while this one runs.
         ``equal_length``: batches of rows of one width (default: as this variant runs), each row
-        padded up to a multiple of :attr:`pad_to_multiple` tokens.
+        padded up to a multiple of :attr:`pad_to_multiple` tokens. A long row's windows are rows here.
         """
         batch_size = self.rows_per_call or batch_size
         equal_length = self.equal_length_batches if equal_length is None else equal_length
-        encodings = self.encode(arguments)
+        encoded = self.encode(arguments)
+        encodings = encoded.encodings
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         widths = self._widths(lengths) if equal_length else lengths
         order = np.argsort(widths, kind="stable")
@@ -251,8 +278,8 @@ class ScoringModel:
             # longest first: OpenVINO grows its buffers once, not at every longer batch (the first pass
             # over 5,688 arguments ran 1.04x-1.11x faster; the results do not depend on the order)
             groups.reverse()
-        return [(rows, self._feeds([encodings[i] for i in rows], lengths[rows], int(widths[rows].max())))
-                for rows in groups]
+        return Prepared([(rows, self._feeds([encodings[i] for i in rows], lengths[rows], int(widths[rows].max())))
+                         for rows in groups], encoded)
 
     def _widths(self, lengths: np.ndarray) -> np.ndarray:
         """Each row's padded width: its length up to a multiple of :attr:`pad_to_multiple`, within max_length."""
@@ -261,7 +288,9 @@ class ScoringModel:
         padded = -(-lengths // self.pad_to_multiple) * self.pad_to_multiple
         return np.maximum(lengths, np.minimum(padded, self.config.max_length))
 
-    def infer(self, batches: list[tuple[np.ndarray, dict]]) -> np.ndarray:
+    def infer(self, prepared: Prepared) -> np.ndarray:
+        """Each row's probabilities, in row order (a long row's: the largest over its windows)."""
+        batches = prepared.batches
         rows = sum(len(positions) for positions, _ in batches)
         out = np.empty((rows, len(self.labels)), dtype=np.float32)
         run = self._run_bound if self.io_binding else self._run_plain
@@ -277,7 +306,7 @@ class ScoringModel:
             results = (run(feeds) for _, feeds in batches)
         for (positions, _), logits in zip(batches, results):
             out[positions] = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
-        return out
+        return row_probabilities(out, prepared.windows_per_row)
 
     def _run_plain(self, feeds: dict) -> np.ndarray:
         return self.session.run(None, feeds)[0]

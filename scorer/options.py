@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import argvalues
-from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS
+from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, PREMISE
 from argvalues.errors import ArgvaluesError, TooManyBadRows
 from argvalues.formats import FORMATS
+from argvalues.model_config import ARGUMENTS, TEXT
 from argvalues.rows import ON_BAD_ROW, Reject
+from scorer.windows import DEFAULT_MAX_WINDOWS, LONG_TEXT, LengthCounts
 
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 DEFAULT_MODEL_DIR = "argvalues-model"
@@ -86,6 +88,11 @@ class ScoreOptions:
     keep_columns: list = field(default_factory=list)
     output_format: str = "tsv"
     max_bad_rows: str | None = None  # "N" rows or "N%" of the rows read; with on_bad_row="skip"
+    #: A text alone in this input column (None: arguments, through the model's template).
+    text_column: str | None = None
+    #: Rows longer than the model's max length: overlapping windows, or cut (scorer.windows).
+    long_text: str = "windows"
+    max_windows: int = DEFAULT_MAX_WINDOWS
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -114,30 +121,50 @@ class ScoreOptions:
         clash = [c for c in self.keep_columns if c == ID_COLUMN or c in LABELS]
         if clash:
             raise ArgvaluesError(f"--keep-columns {clash[0]}: the output has a column of that name already")
+        if self.threshold is not None and self.probabilities:
+            raise ArgvaluesError("--threshold and --probabilities do not go together: probabilities are written "
+                                 "before any threshold; apply one to them afterwards, or drop --probabilities")
+        if self.text_column is not None:
+            if not self.text_column:
+                raise ArgvaluesError("--text-column: the column name is empty")
+            if self.columns:
+                raise ArgvaluesError("--text-column reads a text alone; --column maps the fields of arguments "
+                                     "(Premise, Stance, Conclusion): give one or the other")
+        if self.long_text not in LONG_TEXT:
+            raise ArgvaluesError(f"--long-text must be one of {list(LONG_TEXT)}, got {self.long_text!r}")
+        if self.max_windows < 1:
+            raise ArgvaluesError(f"--max-windows must be at least 1, got {self.max_windows}")
         if self.max_bad_rows is not None:
             BadRowLimit.parse(self.max_bad_rows)
             if self.on_bad_row != "skip":
                 raise ArgvaluesError("--max-bad-rows applies with --on-bad-row skip (fail stops at the first bad row)")
 
     @property
+    def reading(self) -> str:
+        """What each row is: an argument, or a text alone (``--text-column``)."""
+        return TEXT if self.text_column is not None else ARGUMENTS
+
+    @property
     def bad_row_limit(self) -> BadRowLimit | None:
         return BadRowLimit.parse(self.max_bad_rows) if self.max_bad_rows is not None else None
 
-    def reading(self, required: list[str]) -> dict:
+    def row_reading(self, required: list[str]) -> dict:
         """How :func:`argvalues.contract.argument_rows` reads the inputs for a model reading ``required``."""
         unread = [name for name in self.columns if name not in required]
         if unread:
             raise ArgvaluesError(f"--column {unread[0]}={self.columns[unread[0]]}: this model does not read "
                                  f"{unread[0]}; its template reads {[c for c in required if c != ID_COLUMN]}")
-        columns = {**self.columns, **({ID_COLUMN: self.id_column} if self.id_column else {})}
+        fields = {PREMISE: self.text_column} if self.text_column is not None else self.columns
+        columns = {**fields, **({ID_COLUMN: self.id_column} if self.id_column else {})}
         return dict(columns=columns, keep=list(self.keep_columns), file_format=self.input_format,
-                    row_ids=self.id_column is None, one_line=self.output_format == "tsv")
+                    row_ids=self.id_column is None, one_line=self.output_format == "tsv",
+                    field_names={PREMISE: "text"} if self.text_column is not None else None)
 
     def output_shaping(self, provider: str, variant: str, engine: str = "local") -> dict:
         """What decides the output bytes (and how a run's progress is recorded): a resumed run must
         agree on all of it."""
         keys = ("threshold", "batch_size", "batch_tokens", "probabilities", "chunk_rows", "on_bad_row", "input_format", "columns",
-                "id_column", "keep_columns", "output_format")
+                "id_column", "keep_columns", "output_format", "text_column", "long_text", "max_windows")
         return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider, "variant": variant,
                 "engine": engine}
 
@@ -151,11 +178,18 @@ class ScoreStats:
     resumed_rows: int = 0
     rejects_path: str | None = None
     first_rejects: list[Reject] = field(default_factory=list)
+    lengths: LengthCounts = field(default_factory=LengthCounts)
+    max_length: int = 0  # the model's, for the note on long rows
 
     @property
     def rows_per_second(self) -> float:
         scored = self.rows - self.resumed_rows
         return scored / self.seconds if self.seconds > 0 else float("inf")
+
+    def long_texts(self) -> dict:
+        """For the sidecar: the model's max length, rows longer than it, windows scored, rows cut."""
+        return {"max_length": self.max_length, "rows_longer": self.lengths.long_rows,
+                "windows": self.lengths.windows, "rows_cut": self.lengths.cut_rows}
 
     def record_rejects(self, rejects: list[Reject]) -> None:
         """Count ``rejects`` and keep the first five for the summary."""

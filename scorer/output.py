@@ -25,7 +25,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -53,6 +53,7 @@ from scorer.lock import OutputLock
 from scorer.meta import sidecar, utc_now
 from scorer.options import BadRowLimit, ScoreOptions, ScoreStats
 from scorer.target import Destination, as_destination
+from scorer.windows import LengthCounts
 
 
 @dataclass
@@ -65,6 +66,7 @@ class ScoredChunk:
     rejects: list[Reject]
     position: object = None
     kept: pd.DataFrame | None = None  # the --keep-columns values of the good rows
+    lengths: LengthCounts = field(default_factory=LengthCounts)  # long rows, windows, cut rows
 
 
 class TsvScores:
@@ -320,6 +322,7 @@ class StreamOutput:
             self.stream.flush()
             self._header = b""
         stats.record_rejects(chunk.rejects)
+        stats.lengths.add(chunk.lengths)
         self.rejects.write(chunk.rejects)
         stats.rows += len(chunk.ids)
 
@@ -385,6 +388,7 @@ class FileOutput:
             done = journal.load()
             stats.rows = stats.resumed_rows = done.rows
             stats.rejected = done.rejected
+            stats.lengths = LengthCounts(**(done.lengths or {}))
             if journal.finished:  # it stopped while renaming its finished files into place
                 journal.finish(done)
                 self.complete = True
@@ -418,6 +422,7 @@ class FileOutput:
     def write(self, chunk: ScoredChunk, stats: ScoreStats) -> None:
         self._output.write(self.scores.rows(chunk.ids, chunk.values, chunk.kept))
         stats.record_rejects(chunk.rejects)
+        stats.lengths.add(chunk.lengths)
         if self._rejects and chunk.rejects:
             self._rejects.write(_rejects_lines(chunk.rejects))
         if self.stream_rejects:
@@ -426,7 +431,7 @@ class FileOutput:
         stats.rows += len(chunk.ids)
         self.progress = Progress(position=chunk.position, output_bytes=self._output.tell(),
                                  rejects_bytes=self._rejects.tell() if self._rejects else 0, rows=stats.rows,
-                                 rejected=stats.rejected)
+                                 rejected=stats.rejected, lengths=asdict(stats.lengths))
         self.journal.save(self.progress)
 
     def written_ids(self) -> Iterator[str]:
@@ -443,7 +448,7 @@ class FileOutput:
         if self.run is not None:
             write_atomically(journal.meta_partial, sidecar(
                 self.run, self.target, journal.partial, self.rejects_target, stats.rows, stats.rejected,
-                journal.started, self.resumed))
+                journal.started, self.resumed, stats.long_texts()))
         journal.finish(self.progress)
 
     def close(self) -> None:

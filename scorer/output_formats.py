@@ -145,6 +145,7 @@ class ParquetOutput:
         if len(chunk.ids):
             self._writer.write_table(parquet_table(self.schema, chunk.ids, chunk.values, chunk.kept))
         stats.record_rejects(chunk.rejects)
+        stats.lengths.add(chunk.lengths)
         self.rejects.write(chunk.rejects)
         stats.rows += len(chunk.ids)
 
@@ -159,7 +160,7 @@ class ParquetOutput:
 
             meta = meta_path(self.target)
             write_atomically(meta, sidecar(self.run, self.target, self.partial, self.rejects.target, stats.rows,
-                                           stats.rejected, self.started, False))
+                                           stats.rejected, self.started, False, stats.long_texts()))
         os.replace(self.partial, self.target)
         fsync_directory(self.target.parent)
 

@@ -57,8 +57,11 @@ from scorer.output import (
     write_scores,
 )
 from scorer.target import STANDARD_OUTPUT, OutputTarget, output_target
+from scorer.windows import LengthCounts
 
 FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN = "_file", "_chunk", "_line", "_reject"
+#: Per scored row: its windows, whether it was longer than the max length, whether it was cut.
+WINDOWS_COLUMN, LONG_COLUMN, CUT_COLUMN = "_windows", "_long", "_cut"
 #: In a resumed run's progress: every chunk of this file is written.
 FILE_DONE = -1
 #: File names a directory input contributes (explicitly named files are read whatever their name).
@@ -113,13 +116,15 @@ class ArgumentFiles(FileBasedDatasource):
     """Argument TSVs read by the contract's row reader, one read task per file, in chunks."""
 
     def __init__(self, paths: list[str], required: list[str], on_bad_row: str, chunk_rows: int,
-                 done: dict[str, int] | None = None, columns: dict | None = None, **kwargs):
+                 done: dict[str, int] | None = None, columns: dict | None = None,
+                 field_names: dict | None = None, **kwargs):
         """``done``: chunks already written per file (:data:`FILE_DONE`: all of them), left out;
-        ``columns``: --column and --id-column."""
+        ``columns``: --column, --text-column and --id-column; ``field_names``: as reasons name fields."""
         super().__init__(paths, **kwargs)
         self.required, self.on_bad_row, self.chunk_rows = required, on_bad_row, chunk_rows
         self.done = done or {}
         self.columns = columns or {}
+        self.field_names = field_names
 
     def _read_stream(self, stream, path: str) -> Iterator[pd.DataFrame]:
         # IDs are checked within the file here and across files by the driver, in input order.
@@ -127,7 +132,7 @@ class ArgumentFiles(FileBasedDatasource):
         if done == FILE_DONE:
             return
         rows = argument_rows(_Lines(stream, path), self.required, self.on_bad_row, columns=self.columns,
-                             file_format="tsv")
+                             file_format="tsv", field_names=self.field_names)
         for number, chunk in enumerate(rows.chunks(self.chunk_rows)):
             if number >= done:  # earlier chunks are read again only to check IDs within the file
                 yield _block(chunk, path, number, self.required)
@@ -158,23 +163,28 @@ class ScoringActor:
         for name, data in files.items():
             (self.directory / name).write_bytes(data)
         self.options = ScoreOptions(**options)
-        self.model = ScoringModel(self.directory, device, threads, variant, batch_tokens=self.options.batch_tokens)
+        self.model = ScoringModel(self.directory, device, threads, variant, batch_tokens=self.options.batch_tokens,
+                                  reading=self.options.reading, long_text=self.options.long_text,
+                                  max_windows=self.options.max_windows)
 
     def __call__(self, block: pd.DataFrame) -> pd.DataFrame:
         good = (block[REJECT_COLUMN] == "").to_numpy()
         dtype = np.float32 if self.options.probabilities else np.int8
         values = np.zeros((len(block), len(self.model.labels)), dtype=dtype)
+        windows, long, cut = (np.zeros(len(block), dtype=kind) for kind in (np.int64, bool, bool))
         # Ray cuts its batches its own way; scoring each reader chunk on its own gives every row
         # the batch-mates it has in the local engine, so even the last float bit agrees.
         chunk_of_row = block[FILE_COLUMN].astype(str) + "\0" + block[CHUNK_COLUMN].astype(str)
         for chunk in dict.fromkeys(chunk_of_row[good]):
             rows = good & (chunk_of_row == chunk).to_numpy()
             frame = block.loc[rows, self.model.required_columns].reset_index(drop=True)
-            probabilities = self.model.probabilities(frame, self.options.batch_size)
-            values[rows] = output_values(self.model, probabilities, self.options)
+            prepared = self.model.prepare(frame, self.options.batch_size)
+            values[rows] = output_values(self.model, self.model.infer(prepared), self.options)
+            windows[rows], long[rows], cut[rows] = prepared.windows_per_row, prepared.long, prepared.cut
         out = pd.DataFrame(values, columns=self.model.labels)
         for column in (ID_COLUMN, FILE_COLUMN, CHUNK_COLUMN, LINE_COLUMN, REJECT_COLUMN):
             out[column] = block[column].to_numpy()
+        out[WINDOWS_COLUMN], out[LONG_COLUMN], out[CUT_COLUMN] = windows, long, cut
         return out
 
     def __del__(self):
@@ -250,11 +260,19 @@ class WorkerModel:
         config = load_model_config(directory, options.variant)
         provider = "CUDAExecutionProvider" if ray_options.gpus_per_worker > 0 else "CPUExecutionProvider"
         variant, onnx_path = variant_file(directory, config, provider, options.variant)
-        return cls(directory, config, provider, variant, onnx_path)
+        config.template_for(options.reading)  # a reading the model was not trained for: refused before Ray starts
+        return cls(directory, config, provider, variant, onnx_path, options.reading)
+
+    reading: str = "arguments"
 
     @property
     def device(self) -> str:
         return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The columns the workers read (for a reading the model was not trained for: refused here)."""
+        return self.config.required_columns_for(self.reading)
 
     def files(self) -> dict[str, bytes]:
         return _model_files(self.directory, self.onnx_path)
@@ -288,8 +306,8 @@ def score_with_ray(inputs: list[str], output: str | None, options: ScoreOptions,
     target = output_target(output, inputs, options)
     with claim(target.file):
         model = WorkerModel.choose(options, ray_options)
-        options.reading(model.config.required_columns)  # a --column the model does not read: before Ray starts
-        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+        options.row_reading(model.required_columns)  # a --column the model does not read: before Ray starts
+        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider, max_length=model.config.max_length,
                            rejects_path=str(target.rejects) if target.rejects else None)
         sink, done = _output(target, inputs, model, options, stats, log)
         if not sink.complete:
@@ -402,9 +420,9 @@ def _pipeline(inputs: list[str], model: WorkerModel, options: ScoreOptions, ray_
     model_files = ray.put(model.files())  # the dataset holds it for the run: restarted workers fetch it again
     local_files = all(Path(p).is_file() for p in inputs if "://" not in p)
     # Files are read in parallel, so row numbers cannot be IDs: the ID column is required.
-    columns = options.reading(model.config.required_columns)["columns"]
-    datasource = ArgumentFiles(inputs, model.config.required_columns, options.on_bad_row, options.chunk_rows, done,
-                               columns=columns,
+    reading = options.row_reading(model.required_columns)
+    datasource = ArgumentFiles(inputs, model.required_columns, options.on_bad_row, options.chunk_rows, done,
+                               columns=reading["columns"], field_names=reading["field_names"],
                                file_extensions=None if local_files else list(DIRECTORY_EXTENSIONS))
     return ray.data.read_datasource(datasource, num_cpus=0.25).map_batches(
         ScoringActor,
@@ -472,11 +490,14 @@ def _driver_chunks(blocks: Iterator[pd.DataFrame], options: ScoreOptions, labels
     for frame in _whole_chunks(blocks, after_block):
         keep, rejects = _take_rejects(frame, seen, options.on_bad_row)
         values = frame.loc[keep, labels].to_numpy(dtype=value_type)
+        lengths = LengthCounts(int(frame.loc[keep, LONG_COLUMN].sum()), int(frame.loc[keep, WINDOWS_COLUMN].sum()),
+                               int(frame.loc[keep, CUT_COLUMN].sum()))
         path, number = _chunk_key(frame)
         for earlier in position:  # files come in input order: those before this one are complete
             position[earlier] = FILE_DONE if earlier != path else position[earlier]
         position[path] = number + 1
-        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=dict(position))
+        yield ScoredChunk(frame.loc[keep, ID_COLUMN].to_numpy(), values, rejects, position=dict(position),
+                          lengths=lengths)
 
 
 def _take_rejects(chunk: pd.DataFrame, seen: SeenIds, on_bad_row: str) -> tuple[np.ndarray, list[Reject]]:

@@ -34,6 +34,7 @@ from scorer.output import (
 )
 from scorer.output_formats import ParquetOutput, text_scores
 from scorer.target import STANDARD_OUTPUT, OutputTarget, output_target
+from scorer.windows import LengthCounts
 
 MODEL_SIDE_FILES = (TOKENIZER_NAME, "argvalues.json")
 
@@ -44,7 +45,7 @@ def _read_chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
     seen = SeenIds()  # IDs must be unique across all inputs of a run
     for index, source in enumerate(inputs):
         rows = argument_rows(source, model.required_columns, options.on_bad_row, seen,
-                             **options.reading(model.required_columns), log=log)
+                             **options.row_reading(model.required_columns), log=log)
         for number, chunk in enumerate(rows.chunks(options.chunk_rows)):
             yield index, number, chunk
 
@@ -102,7 +103,7 @@ def scored_chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
     for index, number, chunk, prepared in _one_ahead(items) if prefetch else items:
         values = output_values(model, model.infer(prepared), options) if prepared else None
         yield ScoredChunk(chunk.frame[ID_COLUMN].to_numpy(), values, chunk.rejects, position=[index, number + 1],
-                          kept=chunk.kept)
+                          kept=chunk.kept, lengths=LengthCounts.of(prepared) if prepared else LengthCounts())
 
 
 def _progress(enabled: bool):
@@ -120,6 +121,19 @@ def run_fingerprint(inputs: list[str], model: ScoringModel, options: ScoreOption
     }
 
 
+def long_rows_note(stats: ScoreStats, options: ScoreOptions) -> str | None:
+    """What happened to rows longer than the model's max length (None: there were none)."""
+    counts = stats.lengths
+    if not counts.long_rows:
+        return None
+    longer = f"note: {counts.long_rows} of {stats.rows} rows were longer than the model's {stats.max_length} tokens"
+    if options.long_text == "truncate":
+        return f"{longer} and were cut there (--long-text truncate)"
+    cut = (f"; {counts.cut_rows} had more than {options.max_windows} windows and were cut there (--max-windows)"
+           if counts.cut_rows else "")
+    return f"{longer}: read in overlapping windows, {counts.windows} windows scored in all{cut}"
+
+
 def provider_line(model: ScoringModel) -> str:
     """Which provider and variant run, and why a GPU that is present is not used."""
     batching = f", batches of up to {model.batch_tokens} tokens" if model.batch_tokens else ""
@@ -135,12 +149,13 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
     target = output_target(output, inputs, options)
     with claim(target.file):
         model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant,
-                                      batch_tokens=options.batch_tokens)
-        options.reading(model.required_columns)  # a --column the model does not read fails before any row is read
+                                      batch_tokens=options.batch_tokens, reading=options.reading,
+                                      long_text=options.long_text, max_windows=options.max_windows)
+        options.row_reading(model.required_columns)  # a --column the model does not read fails before any row is read
         if log:
             log(provider_line(model))
         started = time.perf_counter()
-        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider,
+        stats = ScoreStats(rows=0, seconds=0.0, provider=model.provider, max_length=model.config.max_length,
                            rejects_path=str(target.rejects) if target.rejects else None)
         sink, done = _output(target, inputs, model, options, stats, log)
         if not sink.complete:

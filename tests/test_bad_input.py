@@ -50,7 +50,7 @@ BAD_ROWS = [
     ("empty-premise", tsv(GOOD[0], "B1\tWe should X\tagainst\t  ", GOOD[1]), 3, "Premise", "empty Premise", ["G1", "G2"]),
     ("empty-conclusion", tsv(GOOD[0], "B1\t\tagainst\tp", GOOD[1]), 3, "Conclusion", "empty Conclusion", ["G1", "G2"]),
     ("empty-id", tsv(GOOD[0], "\tc\tagainst\tp", GOOD[1]), 3, "Argument ID", "empty Argument ID", ["G1", "G2"]),
-    ("unknown-stance", tsv(GOOD[0], "B1\tc\tpro\tp", GOOD[1]), 3, "Stance", "unknown value 'pro'", ["G1", "G2"]),
+    ("unknown-stance", tsv(GOOD[0], "B1\tc\tsideways\tp", GOOD[1]), 3, "Stance", "unknown value 'sideways'", ["G1", "G2"]),
     ("duplicate-id", tsv(GOOD[0], GOOD[1], "G1\tc\tagainst\tanother premise"), 4, "Argument ID",
      "duplicate Argument ID 'G1'", ["G1", "G2"]),
 ]
@@ -87,7 +87,7 @@ def test_bad_row_is_skipped_counted_and_written_to_rejects(tiny_exported, tmp_pa
 
 
 def test_skip_to_standard_output_reports_rejects_on_stderr(tiny_exported, tmp_path):
-    source = write(tmp_path / "a.tsv", tsv(GOOD[0], "B1\tc\tpro\tp", GOOD[1]))
+    source = write(tmp_path / "a.tsv", tsv(GOOD[0], "B1\tc\tsideways\tp", GOOD[1]))
     result = run(tiny_exported, "--on-bad-row", "skip", source)
     assert result.exit_code == 0
     assert [line.split("\t")[0] for line in result.stdout.splitlines()[1:]] == ["G1", "G2"]

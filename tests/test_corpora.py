@@ -101,12 +101,13 @@ def test_a_csv_with_a_quoted_tab_and_a_quoted_line_break(tiny_exported, referenc
 
 
 def test_a_bad_csv_record_is_named_by_the_line_it_starts_on(tiny_exported, tmp_path):
-    source = write_csv(tmp_path / "in.csv", [*ROWS, ["B1", "c", "pro", "p"]])  # A3 spans lines 4-5
+    source = write_csv(tmp_path / "in.csv", [*ROWS, ["B1", "c", "sideways", "p"]])  # A3 spans lines 4-5
     result = run(tiny_exported, source)
     assert result.exit_code == 3
-    assert result.stderr.strip() == (f"Error: {source}: line 6: column 'Stance': unknown value 'pro'; "
-                                      f"expected one of ['in favor of', 'against']")
-    source.write_bytes(source.read_bytes().replace(b"B1,c,pro,p", b'B1,c,against,"stray" quote'))
+    assert result.stderr.strip() == (f"Error: {source}: line 6: column 'Stance': unknown value 'sideways'; "
+                                      f"expected one of ['in favor of', 'against'] (or 'in favour of', 'pro', 'for', 'con'; "
+                                     f"case and spaces aside)")
+    source.write_bytes(source.read_bytes().replace(b"B1,c,sideways,p", b'B1,c,against,"stray" quote'))
     out = tmp_path / "out.tsv"
     result = run(tiny_exported, "--on-bad-row", "skip", source, "-o", out)
     assert result.exit_code == 0, result.output
@@ -228,7 +229,7 @@ def test_the_row_checks_hold_for_every_format(tiny_exported, tmp_path, file_form
     cases = [("", "c", "against", "p", "Argument ID", "empty Argument ID"),
              ("B1", "c", "against", " ", "Premise", "empty Premise"),
              ("B1", "", "against", "p", "Conclusion", "empty Conclusion"),
-             ("B1", "c", "pro", "p", "Stance", "unknown value 'pro'"),
+             ("B1", "c", "sideways", "p", "Stance", "unknown value 'sideways'"),
              ("A1", "c", "against", "p", "Argument ID", "duplicate Argument ID 'A1'")]
     for identifier, conclusion, stance, premise, column, reason in cases:
         source = writer(tmp_path / f"in.{file_format}", [ROWS[0], [identifier, conclusion, stance, premise], ROWS[1]])
@@ -363,7 +364,7 @@ def test_a_parquet_round_trip(tiny_exported, tmp_path):
     probabilities = _score_to(tiny_exported, tmp_path / "p.parquet", source, "--probabilities")
     assert pq.read_table(probabilities).schema.field(LABELS[0]).type == pa.float32()
     # all or nothing: a bad row in the last chunk leaves no file (and no partial) behind
-    bad = write_parquet(tmp_path / "bad.parquet", [*rows, ["P999", "s", "c", "pro", "p"]], header=KEPT_HEADER)
+    bad = write_parquet(tmp_path / "bad.parquet", [*rows, ["P999", "s", "c", "sideways", "p"]], header=KEPT_HEADER)
     failed = run(tiny_exported, "--chunk-rows", "20", bad, "-o", tmp_path / "bad-out" / "out.parquet")
     assert failed.exit_code == 3 and f"{bad}: row 51: column 'Stance'" in failed.stderr
     assert list((tmp_path / "bad-out").iterdir()) == []

@@ -125,7 +125,7 @@ def test_openvino_batches_hold_rows_of_one_padded_width_each(static_int8, varian
     batches = model.prepare(arguments, batch_size=4)
     assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(range(len(arguments)))
     assert any(len(rows) > 1 for rows, _ in batches)
-    lengths = np.array([len(encoding.ids) for encoding in model.encode(arguments)])
+    lengths = np.array([len(encoding.ids) for encoding in model.encode(arguments).encodings])
     widths = []
     for rows, feeds in batches:
         width = feeds["attention_mask"].shape[1]

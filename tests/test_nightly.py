@@ -160,7 +160,7 @@ def test_a_run_on_a_locked_output_touches_nothing(tiny_exported, tmp_path):
 def three_bad_of_thirteen(tmp_path):
     lines = (EXAMPLES / "arguments.tsv").read_text().splitlines()[:11]
     source = tmp_path / "in.tsv"
-    bad = ["B1\tc\tpro\tp", "B2\tc\tagainst", "\tc\tagainst\tp"]
+    bad = ["B1\tc\tsideways\tp", "B2\tc\tagainst", "\tc\tagainst\tp"]
     source.write_text("\n".join([lines[0], bad[0], *lines[1:6], bad[1], *lines[6:], bad[2]]) + "\n")
     return source
 
@@ -176,8 +176,9 @@ def test_more_bad_rows_than_allowed_fail_the_job_and_publish_nothing(tiny_export
         return
     allowed = limit if limit.isdigit() else f"{limit[:-1]}% of 13 read"
     assert result.stderr.strip() == (f"Error: 3 bad row(s) rejected, more than --max-bad-rows allows ({allowed}); the "
-                                     f"first: {three_bad_of_thirteen}: line 2: column 'Stance': unknown value 'pro'; "
-                                     f"expected one of ['in favor of', 'against']")
+                                     f"first: {three_bad_of_thirteen}: line 2: column 'Stance': unknown value 'sideways'; "
+                                     f"expected one of ['in favor of', 'against'] (or 'in favour of', 'pro', 'for', 'con'; "
+                                     f"case and spaces aside)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tsv"]
 
 

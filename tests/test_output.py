@@ -18,7 +18,7 @@ from scorer.target import output_target
 HEADER = "\t".join(ARGUMENT_COLUMNS)
 GOOD = ["G1\tWe should ban fast food\tin favor of\tfast food harms the health of children",
         "G2\tWe should protect old forests\tagainst\tjobs in the timber towns matter more"]
-BAD = "B1\tc\tpro\tp"
+BAD = "B1\tc\tsideways\tp"
 
 
 def run(model, *args):
@@ -77,7 +77,7 @@ def test_a_failure_on_standard_output_leaves_no_rejects_file(tiny_exported, tmp_
 
 def chunks(*ids_per_chunk, fail_with=None):
     for number, ids in enumerate(ids_per_chunk):
-        rejects = [Reject("in.tsv", 10 * number + 2, "Stance", "unknown value 'pro'", "x\tc\tpro\tp")]
+        rejects = [Reject("in.tsv", 10 * number + 2, "Stance", "unknown value 'sideways'", "x\tc\tsideways\tp")]
         yield ScoredChunk(np.array(ids), np.zeros((len(ids), len(LABELS)), dtype=np.int8), rejects,
                           position=[0, number + 1])
     if fail_with is not None:

@@ -275,7 +275,7 @@ def test_the_rejects_file_keeps_a_long_row_whole(tiny_exported, tmp_path):
 @pytest.mark.parametrize("to_file", [True, False])
 def test_a_run_that_rejects_every_row_exits_3_and_publishes_nothing(tiny_exported, tmp_path, to_file):
     source = tmp_path / "in.tsv"
-    source.write_text(f"{HEADER}\nA1\tc\tpro\tp\nA2\tc\tcon\tp\n")
+    source.write_text(f"{HEADER}\nA1\tc\tsideways\tp\nA2\tc\tsideways\tp\n")
     out = tmp_path / "out.tsv"
     args = ["--on-bad-row", "skip", "--max-bad-rows", "100%", source] + (["-o", out] if to_file else [])
     result = CliRunner().invoke(score, ["--model", str(tiny_exported), "--quiet", *map(str, args)])
@@ -294,7 +294,7 @@ def test_a_header_only_input_is_still_a_header_only_success(tiny_exported, tmp_p
 
 def test_nothing_scored_is_raised_by_the_writer_every_engine_shares(tiny_exported, tmp_path):
     source = tmp_path / "in.tsv"
-    source.write_text(f"{HEADER}\nA1\tc\tpro\tp\n")
+    source.write_text(f"{HEADER}\nA1\tc\tsideways\tp\n")
     with pytest.raises(NothingScored):
         score_files([str(source)], str(tmp_path / "out.tsv"),
                     ScoreOptions(model_dir=str(tiny_exported), on_bad_row="skip"))
@@ -307,7 +307,7 @@ def test_rejects_sent_to_a_device_leave_it_a_device_and_the_sidecar_names_it(tin
     null = device_node(tmp_path, "null", NULL)
     source = tmp_path / "in.tsv"
     good = (EXAMPLES / "arguments.tsv").read_text().splitlines()[1]
-    source.write_text(f"{HEADER}\n{good}\nA1\tc\tpro\tp\n")
+    source.write_text(f"{HEADER}\n{good}\nA1\tc\tsideways\tp\n")
     out = tmp_path / "out.tsv"
     result = run(tiny_exported, "--on-bad-row", "skip", "--rejects", null, source, "-o", out)
     assert result.exit_code == 0, result.output

@@ -5,6 +5,7 @@ import io
 
 import pytest
 
+from argvalues.contract import STANCE_SPELLINGS
 from argvalues.errors import DataError
 from argvalues.rows import REJECTS_HEADER, ArgumentRows, Reject, SeenIds
 
@@ -14,7 +15,7 @@ HEADER = "\t".join(COLUMNS)
 
 def reader(text: str | bytes, on_bad_row="skip", seen=None, **rules):
     data = text.encode() if isinstance(text, str) else text
-    rules = {"nonempty": ("Conclusion", "Premise"), "allowed": {"Stance": ("in favor of", "against")}, **rules}
+    rules = {"nonempty": ("Conclusion", "Premise"), "spellings": {"Stance": STANCE_SPELLINGS}, **rules}
     return ArgumentRows(io.BytesIO(data), COLUMNS, on_bad_row=on_bad_row, seen=seen, **rules)
 
 
@@ -31,7 +32,7 @@ def test_chunks_hold_chunk_rows_good_rows_with_their_line_numbers():
 
 
 def test_rejects_travel_with_the_chunk_they_were_met_in():
-    lines = [HEADER, *rows(2), "B1\tc\tpro\tp", *rows(2, 2), "", "B2\tc\tagainst", *rows(1, 4)]
+    lines = [HEADER, *rows(2), "B1\tc\tsideways\tp", *rows(2, 2), "", "B2\tc\tagainst", *rows(1, 4)]
     chunks = list(reader("\n".join(lines) + "\n").chunks(2))
     assert [len(c.frame) for c in chunks] == [2, 2, 1]
     assert [[r.line for r in c.rejects] for c in chunks] == [[], [4], [8]]
@@ -40,10 +41,24 @@ def test_rejects_travel_with_the_chunk_they_were_met_in():
 
 
 def test_a_file_of_rejects_only_yields_one_empty_chunk_with_them():
-    chunks = list(reader("\n".join([HEADER, "B1\tc\tpro\tp", "\tc\tagainst\tp"]) + "\n").chunks(5))
+    chunks = list(reader("\n".join([HEADER, "B1\tc\tsideways\tp", "\tc\tagainst\tp"]) + "\n").chunks(5))
     assert len(chunks) == 1 and chunks[0].frame.empty
-    assert [r.reason for r in chunks[0].rejects] == ["unknown value 'pro'; expected one of ['in favor of', 'against']",
-                                                     "empty Argument ID"]
+    assert [r.reason for r in chunks[0].rejects] == [
+        "unknown value 'sideways'; expected one of ['in favor of', 'against'] (or 'in favour of', 'pro', 'for', "
+        "'con'; case and spaces aside)", "empty Argument ID"]
+
+
+@pytest.mark.parametrize("written, read", [
+    ("in favor of", "in favor of"), ("In Favor Of", "in favor of"), ("  in   favour of ", "in favor of"),
+    ("pro", "in favor of"), ("PRO", "in favor of"), ("for", "in favor of"), ("against ", "against"),
+    ("Against", "against"), ("con", "against"), ("\tcon", None), ("neutral", None), ("pro-ish", None), ("", None)])
+def test_stances_are_read_as_people_write_them(written, read):
+    line = "A1\tc\t" + written.replace("\t", "") + "\tp" if written != "\tcon" else "A1\tc\t\tcon\tp"
+    chunk = next(reader(f"{HEADER}\n{line}\n").chunks(5))
+    if read is None:
+        assert chunk.frame.empty and len(chunk.rejects) == 1
+    else:
+        assert chunk.frame["Stance"].tolist() == [read] and not chunk.rejects
 
 
 def test_header_only_yields_nothing_and_an_empty_file_is_an_error():

@@ -179,14 +179,20 @@ def test_tokenization_matches_transformers(tiny_exported):
     from argvalues.contract import TEMPLATES
     from scorer.model import ScoringModel
 
-    model = ScoringModel(tiny_exported, device="cpu")
+    model = ScoringModel(tiny_exported, device="cpu", long_text="truncate")
+    windowed = ScoringModel(tiny_exported, device="cpu")
     arguments = read_arguments(ARGUMENTS)
     long_premise = arguments.assign(Premise=arguments["Premise"] * 6)
     reference = AutoTokenizer.from_pretrained(tiny_exported)
     for frame in (arguments, long_premise):
         text, pair = TEMPLATES["premise-stance-conclusion"].render(frame)
         expected = reference(text, pair, truncation=True, max_length=model.config.max_length)
-        assert [e.ids for e in model.encode(frame)] == expected["input_ids"]
+        assert [e.ids for e in model.encode(frame).encodings] == expected["input_ids"]
+        # windows: a row's first window is what truncation reads
+        encoded = windowed.encode(frame)
+        firsts = np.concatenate([[0], np.cumsum(encoded.windows_per_row)[:-1]])
+        assert [encoded.encodings[i].ids for i in firsts] == expected["input_ids"]
+    assert encoded.windowed and (encoded.windows_per_row > 1).all()
     # and the real WordPiece tokenizer of the packaged model, with and without a pair
     from tokenizers import Tokenizer
 
@@ -245,7 +251,7 @@ def test_prefetching_passes_errors_through(tiny_exported, tmp_path):
     from argvalues.errors import DataError
 
     bad = tmp_path / "bad.tsv"
-    bad.write_text(ARGUMENTS.read_text() + "X1\tc\tpro\tp\n")
+    bad.write_text(ARGUMENTS.read_text() + "X1\tc\tsideways\tp\n")
     options = ScoreOptions(model_dir=str(tiny_exported), chunk_rows=7, prefetch=True)
     with pytest.raises(DataError, match="line 62: column 'Stance'"):
         score_files([str(bad)], str(tmp_path / "out.tsv"), options)

@@ -81,11 +81,15 @@ def make_base_model(family: str, directory: Path, seed: int = 0) -> Path:
 
 
 def make_checkpoint(family: str, directory: Path, threshold: float = 0.5, template: str = "premise-stance-conclusion",
-                    max_length: int = 64, seed: int = 0) -> Path:
-    """A base model plus the scoring config a trained checkpoint carries: ready for export."""
+                    max_length: int = 64, seed: int = 0, reads_texts: bool = False) -> Path:
+    """A base model plus the scoring config a trained checkpoint carries: ready for export.
+    ``reads_texts``: recorded as trained to read a text alone too (as a student learning both readings is)."""
+    from argvalues.model_config import TEXT_TEMPLATE
+
     make_base_model(family, directory, seed)
     ScoringConfig(thresholds=[threshold] * len(LABELS), threshold_strategy="global",
-                  template=TEMPLATES[template], max_length=max_length, base_model=f"tiny-{family}").save(directory)
+                  template=TEMPLATES[template], max_length=max_length, base_model=f"tiny-{family}",
+                  text_template=TEXT_TEMPLATE if reads_texts else None).save(directory)
     return directory
 
 

@@ -8,7 +8,7 @@ from argvalues.cli_support import Command, log, user_errors
 from argvalues.contract import DEFAULT_TEMPLATE, TEMPLATES
 from argvalues.metrics import THRESHOLD_STRATEGIES
 from trainer.config import DEFAULT_MODEL, LOSSES, POOLINGS, TrainConfig
-from trainer.distill import DistillConfig
+from trainer.distill import STUDENT_READS, DistillConfig
 
 DEFAULTS = TrainConfig(arguments=[], labels=[], output="")
 DISTILL_DEFAULTS = DistillConfig(run="", arguments=[], output="")
@@ -78,6 +78,11 @@ def _view_list(context, parameter, value: str) -> list[str]:
                    "trained as a run of its own in OUTPUT/views/TEMPLATE after the folds; the student learns "
                    "all of them joined. An ensemble over input views: measured with premise, about 1.8x the "
                    "training time, a better teacher, no better student (benchmarks/README.md).")
+@click.option("--student-reads", type=click.Choice(list(STUDENT_READS)), default=DEFAULTS.student_reads,
+              show_default=True,
+              help="With --distill: both: the student learns every argument whole and as its premise alone (same "
+                   "target), so it scores texts alone (score --text-column) as well as arguments, for twice the "
+                   "student's training steps; arguments: whole arguments only.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N training arguments.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in OUTPUT: finished folds are kept, the fold in progress goes on "
@@ -131,6 +136,9 @@ def train(**options):
                    "log-odds (same labels, the student's threshold 0.5); 1: the probabilities as they are.")
 @click.option("--gold-weight", type=float, default=DISTILL_DEFAULTS.gold_weight, show_default=True,
               help="The share of the true labels in a labelled argument's target (the rest the ensemble's).")
+@click.option("--reads", type=click.Choice(list(STUDENT_READS)), default=DISTILL_DEFAULTS.reads, show_default=True,
+              help="both: every argument whole and as its premise alone (the student also scores texts alone); "
+                   "arguments: whole arguments only.")
 @click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
               help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
 @user_errors

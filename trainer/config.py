@@ -22,7 +22,7 @@ LOSSES = ("bce", "bce-pos-weight", "focal", "cb-ntr")
 #: mean: the mean of the last hidden states over the real tokens (trainer/pooling.py).
 POOLINGS = ("model", "mean")
 #: Options applied after the folds are trained: ``--resume`` may change them.
-AFTER_TRAINING = ("thresholds", "distill", "unlabelled", "views")
+AFTER_TRAINING = ("thresholds", "distill", "unlabelled", "views", "student_reads")
 #: The training choices a model directory records (argvalues.json "recipe").
 RECIPE_KEYS = ("model", "template", "folds", "epochs", "lr", "warmup_ratio", "weight_decay", "batch_size",
                "max_length", "seed", "loss", "pooling", "early_stopping", "thresholds", "level1_labels",
@@ -89,6 +89,9 @@ class TrainConfig:
     # student learns the mean of all of them. Ignored without --distill: only a student can read
     # every view through its one input (one exported ensemble feeds all members the same tokens).
     views: list[str] = field(default_factory=lambda: list(DEFAULT_VIEWS))
+    # What the student learns to read: "both" (each argument whole and as its premise alone, so it
+    # also scores texts alone) or "arguments" (trainer.distill.DistillConfig.readings).
+    student_reads: str = "both"
     resume: bool = False
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 from argvalues.contract import CONCLUSION, ID_COLUMN, LABELS, TEMPLATES, read_labelled_arguments
 from argvalues.errors import DataError, ResumeError
 from argvalues.metrics import choose_thresholds, full_metrics, tune_global_threshold
-from argvalues.model_config import ScoringConfig
+from argvalues.model_config import ARGUMENTS, ScoringConfig
 from trainer.config import AFTER_TRAINING, TrainConfig
 from trainer.data import ArgumentDataset, predict_probabilities
 from trainer.evaluation import evaluate_checkpoint
@@ -169,6 +169,9 @@ def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = p
         if learnt != [Path(p).resolve() for p in teachers]:
             log(f"student: it learnt {', '.join(recipe.get('distilled_from', []))}, not {', '.join(teachers)}; "
                 "training it again")
+        elif recipe.get("reads", ARGUMENTS) != config.student_reads:
+            log(f"student: it learnt to read {recipe.get('reads', ARGUMENTS)}, not {config.student_reads}; training it "
+                "again")
         elif recipe.get("started_from") != "best fold":
             # trained before the student started from the best fold model (validation 0.4633 against 0.4733)
             log("student: it started from the base model, not the run's best fold model; training it again")
@@ -195,7 +198,8 @@ def distill_run(config: TrainConfig, run: RunDir, log: Callable[[str], None] = p
         run=str(run.path), join=teachers[1:], arguments=[], output=str(student), unlabelled=config.unlabelled,
         validation_arguments=config.validation_arguments, validation_labels=config.validation_labels,
         model=None, epochs=config.epochs, lr=config.lr, warmup_ratio=config.warmup_ratio,
-        weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed), log=log)
+        weight_decay=config.weight_decay, batch_size=config.batch_size, seed=config.seed,
+        reads=config.student_reads), log=log)
 
 
 def head_options(config: TrainConfig) -> dict:

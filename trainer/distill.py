@@ -26,19 +26,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argvalues.contract import ARGUMENT_COLUMNS, ID_COLUMN, LABELS, read_arguments, read_labelled_arguments, read_labels
+from argvalues.contract import (
+    ARGUMENT_COLUMNS,
+    ID_COLUMN,
+    LABELS,
+    PREMISE,
+    read_arguments,
+    read_labelled_arguments,
+    read_labels,
+)
 from argvalues.errors import ArgvaluesError
-from argvalues.model_config import ScoringConfig
+from argvalues.model_config import ARGUMENTS, TEXT, TEXT_TEMPLATE, ScoringConfig
 from trainer.config import BEFORE_OPTIONS_EXISTED, POOLINGS, TrainConfig, as_list
 from trainer.run_dir import (
     BEST_NAME,
     CHECKPOINTS_NAME,
     VALIDATION_PROBABILITIES_NAME,
+    VALIDATION_TEXT_PROBABILITIES,
     CheckpointDir,
     RunDir,
     joined_thresholds,
     mean_out_of_fold,
 )
+
+STUDENT_READS = ("both", ARGUMENTS)
 
 
 @dataclass
@@ -72,6 +83,11 @@ class DistillConfig:
     # The share of the true labels in a labelled argument's target, the rest the ensemble's (centred)
     # target; 0: the ensemble's alone.
     gold_weight: float = 0.0
+    # What the student learns to read: "arguments" (through the run's template) or "both": every
+    # argument also as its premise alone, with the same target, so the student scores texts alone
+    # (score --text-column) as well as arguments, for twice the training steps (benchmarks/README.md,
+    # "Texts alone").
+    reads: str = "both"
 
     @property
     def runs(self) -> list[str]:
@@ -96,6 +112,8 @@ class DistillConfig:
             raise ArgvaluesError(f"--gold-weight must lie in [0, 1], got {self.gold_weight}")
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ArgvaluesError(f"--pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        if self.reads not in STUDENT_READS:
+            raise ArgvaluesError(f"--reads must be one of {list(STUDENT_READS)}, got {self.reads!r}")
         if self.pooling and not self.model:
             raise ArgvaluesError("--pooling applies to a student started afresh from --model; the run's best fold "
                                  "model keeps its own pooling")
@@ -133,7 +151,8 @@ def soft_targets(config: DistillConfig, log: Callable[[str], None]) -> tuple[pd.
         if config.teacher:
             from scorer.model import ScoringModel
 
-            teacher = ScoringModel(config.teacher, device="auto").probabilities
+            # truncated as the student reads its training arguments
+            teacher = ScoringModel(config.teacher, device="auto", long_text="truncate").probabilities
         else:
             teacher = fold_ensemble([Path(run) for run in config.runs])
         for path in config.unlabelled:
@@ -181,6 +200,14 @@ def fold_ensemble(runs: list[Path]) -> Callable[[pd.DataFrame], np.ndarray]:
     return probabilities
 
 
+def student_text_template(config: DistillConfig, run_scoring: ScoringConfig):
+    """How the student reads a text alone: the premise alone when it learns both readings (or when
+    the run's template reads the premise alone anyway); None: it reads arguments only."""
+    if config.reads == "both" or run_scoring.template.fields() == [PREMISE]:
+        return TEXT_TEMPLATE
+    return None
+
+
 def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) -> dict:
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
@@ -223,10 +250,17 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     model = load_classifier(start, pooling=pooling,
                             descriptions=read_value_descriptions(descriptions) if descriptions else None)
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
+    text_template = student_text_template(config, run_scoring)
+    if text_template is not None and text_template != run_scoring.template:
+        import torch
+
+        dataset = torch.utils.data.ConcatDataset([dataset, ArgumentDataset(
+            arguments, text_template, tokenizer, run_scoring.max_length, targets)])
     args = training_arguments(config, out / CHECKPOINTS_NAME, eval_strategy="no", save_strategy="no")
     started_from = config.model or f"the best fold model ({start})"
+    reads = "each read whole and as its premise alone" if len(dataset) > len(arguments) else "each read whole"
     log(f"distilling into {started_from} ({pooling} pooling): {len(arguments)} arguments with soft targets, "
-        f"{config.epochs} epoch(s)")
+        f"{reads}, {config.epochs} epoch(s)")
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
     output = trainer.train()
@@ -234,7 +268,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     shutil.rmtree(best.path, ignore_errors=True)
     save_checkpoint(trainer, best.path)
     shutil.rmtree(out / CHECKPOINTS_NAME, ignore_errors=True)
-    scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy,
+    scoring = ScoringConfig(thresholds=thresholds, threshold_strategy=strategy, text_template=text_template,
                             template=run_scoring.template, max_length=run_scoring.max_length, base_model=base_model,
                             recipe={"distilled_from": config.runs, "model": base_model,
                                     "started_from": "best fold" if not config.model else "base model",
@@ -242,6 +276,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
                                     "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
                                     "seed": config.seed, "sharpness": config.sharpness, "gold_weight": config.gold_weight,
+                                    "reads": config.reads,
                                     "centred_on_thresholds": centred_on})
     scoring.save(best.path)
     best.copy_parity_sample_from(run_best)
@@ -252,9 +287,16 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
         report["validation"] = evaluate_checkpoint(best.path, *validation, out / VALIDATION_PROBABILITIES_NAME,
                                                    TrainConfig.eval_batch_size)
         log(f"student on validation: official F1 {report['validation']['f1']:.4f} at the ensemble's thresholds")
+        if text_template is not None:
+            report["validation_text"] = evaluate_checkpoint(best.path, *validation, out / VALIDATION_TEXT_PROBABILITIES,
+                                                            TrainConfig.eval_batch_size, reading=TEXT)
+            log(f"student on validation, each premise alone as a text: official F1 "
+                f"{report['validation_text']['f1']:.4f}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / "distill-report.json").write_text(json.dumps(report, indent=2, default=float))
     best.write_summary({"distilled_from": config.runs, "teacher": config.teacher,
-                        "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"}})
+                        "validation": {k: v for k, v in report.get("validation", {}).items() if k != "per_label"},
+                        "validation_text": {k: v for k, v in report.get("validation_text", {}).items()
+                                            if k != "per_label"}})
     log(f"wrote the student to {best.path}")
     return report

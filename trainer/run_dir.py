@@ -40,6 +40,7 @@ from trainer.training_data import read_training_pairs
 RUN_CONFIG_NAME = "run-config.json"
 OOF_PROBABILITIES_NAME = "oof-probabilities.tsv"
 VALIDATION_PROBABILITIES_NAME = "validation-probabilities.tsv"
+VALIDATION_TEXT_PROBABILITIES = "validation-text-probabilities.tsv"  # a student reading each premise alone
 CV_REPORT_NAME = "cv-report.json"
 CV_REPORT_MARKDOWN_NAME = "cv-report.md"
 BEST_NAME = "best"
