@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from argvalues.contract import LABELS
-from argvalues.model_config import ScoringConfig
+from argvalues.model_config import TEXT, ScoringConfig
 from argvalues.variants import PREFERENCE
 from trainer.config import as_list
 from trainer.run_dir import CV_REPORT_NAME, RunDir
@@ -25,9 +25,11 @@ INTENDED_USE = (
     "argument draws on (an argument: a conclusion, the stance towards it, a premise), to analyse or filter "
     "collections of arguments in the aggregate.",
     "The training arguments are English arguments from debate portals and similar sources (the Touché23-ValueEval "
-    "main corpus). Other languages, genres (social media, news, speech transcripts), text that is not an argument, "
-    "and arguments much longer than the max length (they are truncated) are outside what it was trained and "
-    "checked on; expect lower and unmeasured quality there.",
+    "main corpus). Other languages, genres (social media, news, speech transcripts) and text that is not an "
+    "argument are outside what it was trained and checked on; expect lower and unmeasured quality there. A text "
+    "longer than the max length is read in overlapping windows of that length (`score --long-text windows`, the "
+    "default; each value's largest probability over the windows), which recovers most of what scoring its parts "
+    "alone finds (benchmarks/README.md, \"Long texts\"); `--long-text truncate` reads its first window only.",
     "Labels are subjective annotations by crowd workers; even the best systems of the shared task reach an official "
     "F1 of about 0.56 on its test set. Single predictions are often wrong: do not use them to judge or profile "
     "people, or for decisions about individuals.",
@@ -84,13 +86,17 @@ def _model(scoring: ScoringConfig, manifest: dict) -> list[str]:
         kind = "one fine-tuned checkpoint" + (f" (fold {cv['best']['fold']}, the run's best)" if "best" in cv else "")
     template = scoring.template
     pair = f", paired with `{template.text_pair}`" if template.text_pair else ""
+    reads = ("arguments, and a text alone (`score --text-column`: read as a premise alone, as it was trained to)"
+             if TEXT in scoring.readings else "arguments only (trained on whole arguments: `score --text-column` is "
+             "refused)")
     return [
         "## Model",
         "",
         f"- Base model: `{scoring.base_model or 'not recorded'}`, "
         f"pooling {scoring.recipe.get('pooling', 'not recorded')}",
         f"- What this directory holds: {kind}",
-        f"- Input: `{template.text}`{pair}, at most {scoring.max_length} tokens",
+        f"- Input: `{template.text}`{pair}, at most {scoring.max_length} tokens a window",
+        f"- Reads: {reads}",
         f"- Output: a probability for each of the {len(scoring.labels)} labels; a label is predicted at or above "
         "its threshold (below)",
         f"- ONNX model `{manifest['onnx']['file']}`, sha256 `{manifest['onnx']['sha256']}`",

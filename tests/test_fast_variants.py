@@ -93,8 +93,13 @@ def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, v
 
     model_dir, _ = static_int8
     arguments = read_arguments(EXAMPLES / "arguments.tsv")
+    # every third premise far beyond the max length: its windows are rows of their own too
+    arguments["Premise"] = arguments["Premise"].where(arguments.index % 3 > 0, (arguments["Premise"] + " ") * 8)
+    source = tmp_path / "arguments.tsv"
+    arguments.to_csv(source, sep="\t", index=False)
     model = ScoringModel(model_dir, device="cpu", variant=variant)
     assert model.variant == variant and (model.equal_length_batches or model.rows_per_call == 1)
+    assert model.encode(arguments).windowed
     results = [model.probabilities(arguments, batch_size) for batch_size in (1, 5, 64)]
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
     single = np.concatenate([model.probabilities(arguments.iloc[[i]]) for i in range(len(arguments))])
@@ -104,7 +109,7 @@ def test_labels_do_not_depend_on_batch_size_or_chunking(static_int8, tmp_path, v
         options = ScoreOptions(model_dir=str(model_dir), variant=variant, chunk_rows=chunk_rows,
                                batch_size=batch_size, probabilities=True)
         target = tmp_path / f"{chunk_rows}.tsv"
-        score_files([str(EXAMPLES / "arguments.tsv")], str(target), options)
+        score_files([str(source)], str(target), options)
         outputs.append(target.read_bytes())
     assert outputs[0] == outputs[1]
 

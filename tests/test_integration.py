@@ -39,8 +39,10 @@ def pipeline(data_dir, tmp_path_factory):
 
 def test_onnx_probabilities_match_pytorch(pipeline):
     root, validation_arguments, _ = pipeline
+    # truncated as PyTorch reads them (the scorer's default reads a long row in windows)
     result = CliRunner().invoke(main, ["score", "--model", str(root / "model"), "--variant", "fp32", "--probabilities", "--quiet",
-                                       str(validation_arguments), "-o", str(root / "probabilities.tsv")])
+                                       "--long-text", "truncate", str(validation_arguments),
+                                       "-o", str(root / "probabilities.tsv")])
     assert result.exit_code == 0, result.output
     onnx = pd.read_csv(root / "probabilities.tsv", sep="\t")
     torch = pd.read_csv(root / "run" / "student" / "validation-probabilities.tsv", sep="\t")
@@ -57,7 +59,8 @@ def test_exported_model_scores_validation_as_the_trainer_did(pipeline):
     f1 = {}
     for variant in ("fp32", "auto"):  # auto: the default, the fastest variant whose labels held at export
         scored = runner.invoke(main, ["score", "--model", str(root / "model"), "--variant", variant, "--quiet",
-                                      str(validation_arguments), "-o", str(root / f"scores-{variant}.tsv")])
+                                      "--long-text", "truncate", str(validation_arguments),
+                                      "-o", str(root / f"scores-{variant}.tsv")])
         assert scored.exit_code == 0, scored.output
         evaluated = runner.invoke(main, ["evaluate", "--json", str(root / f"scores-{variant}.tsv"),
                                          str(validation_labels)])
@@ -67,3 +70,44 @@ def test_exported_model_scores_validation_as_the_trainer_did(pipeline):
     assert round(f1["fp32"], 3) == round(trainer_f1, 3)
     assert abs(f1["auto"] - f1["fp32"]) <= 0.01  # 300 rows: the export's own check rests on more
     assert f1["fp32"] > 0.15  # one short epoch on 400 arguments: far from good, but learned something
+
+
+def test_the_trained_student_reads_texts_alone_as_the_trainer_measured(pipeline):
+    """train's student learns every argument whole and as its premise alone: score --text-column reads
+    the premises alone, and reproduces the trainer's figure for that reading."""
+    root, validation_arguments, validation_labels = pipeline
+    premises = root / "premises.csv"
+    frame = pd.read_csv(validation_arguments, sep="\t", dtype=str, keep_default_na=False)
+    frame[["Argument ID", "Premise"]].rename(columns={"Premise": "text"}).to_csv(premises, index=False)
+    runner = CliRunner()
+    scored = runner.invoke(main, ["score", "--model", str(root / "model"), "--variant", "fp32", "--quiet",
+                                  "--long-text", "truncate", "--text-column", "text", str(premises),
+                                  "-o", str(root / "scores-text.tsv")])
+    assert scored.exit_code == 0, scored.output
+    evaluated = runner.invoke(main, ["evaluate", "--json", str(root / "scores-text.tsv"), str(validation_labels)])
+    report = json.loads((root / "run" / "cv-report.json").read_text())["student"]
+    assert round(json.loads(evaluated.stdout)["f1"], 3) == round(report["validation_text"]["f1"], 3)
+
+
+def test_a_value_argued_only_at_the_end_of_a_long_text_is_found():
+    """The packaged model on an argument whose environmental point comes after 180 tokens of minutes:
+    cut at 128 tokens it is missed, read in windows it is found."""
+    filler = ("The city council met on Tuesday to review the budget for the coming year. The meeting began at seven "
+              "and the minutes of the previous session were read aloud and approved without changes. The treasurer "
+              "presented a table of revenues and expenses, line by line, and answered questions about the schedule "
+              "of payments. Several members asked how the figures compared with those of last year, and the clerk "
+              "read out the numbers for each department. ") * 2
+    nature = ("But the plan to pave the wetland would destroy the last habitat of rare birds and frogs, poison the "
+              "river, and wipe out an ecosystem that took thousands of years to grow. Nature must be protected for "
+              "its own sake.")
+    from scorer.model import ScoringModel
+    from scorer.options import PACKAGED_MODEL_DIR
+
+    row = pd.DataFrame([["A1", "We should approve the new road plan", "against", filler + nature]],
+                       columns=["Argument ID", "Conclusion", "Stance", "Premise"])
+    nature_at = LABELS.index("Universalism: nature")
+    windows = ScoringModel(PACKAGED_MODEL_DIR, device="cpu")
+    truncated = ScoringModel(PACKAGED_MODEL_DIR, device="cpu", long_text="truncate")
+    assert windows.encode(row).windows_per_row[0] >= 2
+    assert truncated.probabilities(row)[0, nature_at] < windows.thresholds[nature_at]
+    assert windows.probabilities(row)[0, nature_at] >= windows.thresholds[nature_at]

@@ -284,3 +284,19 @@ def test_ray_follows_the_output_rule_of_the_local_engine(tiny_exported, local_ra
     with pytest.raises(NothingScored, match="every row was rejected"):
         score_with_ray([str(rejected)], str(tmp_path / "out.tsv"), options, RayOptions(num_workers=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.tsv", "dev", "rejected.tsv"]
+
+
+def test_texts_and_long_rows_on_ray_match_the_local_engine(local_ray, tmp_path):
+    """--text-column and windows: the same bytes and the same counts of long rows as the local engine."""
+    from test_texts import both_model_at, long_arguments
+
+    model = both_model_at(tmp_path / "model")
+    texts = long_arguments().rename(columns={"Premise": "text"})[["Argument ID", "text"]]
+    source = tmp_path / "texts.tsv"
+    texts.to_csv(source, sep="\t", index=False)
+    local, distributed, local_stats, ray_stats = score_both(model, [source], tmp_path, chunk_rows=7,
+                                                            text_column="text", max_windows=3, probabilities=True)
+    assert distributed.read_bytes() == local.read_bytes()
+    assert ray_stats.lengths == local_stats.lengths and local_stats.lengths.cut_rows > 0
+    sidecars = [json.loads(Path(f"{path}.meta.json").read_text())["long_texts"] for path in (local, distributed)]
+    assert sidecars[0] == sidecars[1]

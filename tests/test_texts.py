@@ -24,15 +24,18 @@ TEXTS = [["p-1", "fast food harms the health of children"], ["p-2", "jobs in the
          ["p-3", "everyone deserves to speak freely without fear"]]
 
 
-@pytest.fixture(scope="module")
-def both_model(tmp_path_factory):
+def both_model_at(root):
     """A tiny model recorded as reading arguments and texts alone, 24 tokens long: long rows are easy to make."""
     from export.onnx import export_model
 
-    root = tmp_path_factory.mktemp("both-model")
     checkpoint = make_checkpoint("bert", root / "checkpoint", threshold=0.5, max_length=24, reads_texts=True)
     export_model(checkpoint, root / "model", **QUIET)
     return root / "model"
+
+
+@pytest.fixture(scope="module")
+def both_model(tmp_path_factory):
+    return both_model_at(tmp_path_factory.mktemp("both-model"))
 
 
 def run(model, *args):
