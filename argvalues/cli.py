@@ -6,7 +6,7 @@ import click
 
 from argvalues import __version__
 from export.cli import export
-from scorer.cli import evaluate, predict, score
+from scorer.cli import evaluate, predict, score, summarize, values
 from trainer.cli import distill, train
 
 
@@ -19,9 +19,11 @@ def main() -> None:
     argvalues train ...     fine-tune with conclusion-grouped cross-validation
     argvalues distill ...   one student model from a fold ensemble's probabilities
     argvalues export RUN    write a self-contained ONNX model directory
-    score FILE.tsv          label a TSV corpus with ONNX Runtime (no torch)
+    score FILE.tsv          label a corpus with ONNX Runtime (no torch)
+    argvalues summarize S   each value's share and corrected prevalence, overall and per group
+    argvalues values        the 20 value categories and what they mean
     """
 
 
-for command in (train, distill, export, score, evaluate, predict):
+for command in (train, distill, export, score, evaluate, predict, summarize, values):
     main.add_command(command)

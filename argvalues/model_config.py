@@ -76,7 +76,7 @@ class ScoringConfig:
         template = self._text_template()
         if template is None:
             raise ArgvaluesError("this model was trained to read arguments (Premise, Stance, Conclusion), not a text "
-                                 "alone: --text-column needs a model trained for texts, such as the packaged model, "
+                                 "alone: --text-column needs a model trained for texts (train's student is, by default), "
                                  "or map the columns with --column")
         return template
 

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from argvalues.contract import LABELS
-from argvalues.model_config import TEXT, ScoringConfig
+from argvalues.error_rates import read_error_rates
+from argvalues.model_config import ARGUMENTS, TEXT, ScoringConfig
 from argvalues.variants import PREFERENCE
 from trainer.config import as_list
 from trainer.run_dir import CV_REPORT_NAME, RunDir
@@ -37,9 +38,10 @@ INTENDED_USE = (
 
 
 def write_model_card(model_dir: Path, manifest: dict, run: RunDir | None) -> Path:
-    """Write ``model_dir/README.md`` from the directory's scoring config, ``manifest`` and ``run``."""
+    """Write ``model_dir/README.md`` from the directory's scoring config, ``manifest``, error rates and ``run``."""
     path = model_dir / MODEL_CARD_NAME
-    path.write_text(render_model_card(ScoringConfig.load(model_dir), manifest, training_data(manifest, run)))
+    path.write_text(render_model_card(ScoringConfig.load(model_dir), manifest, training_data(manifest, run),
+                                      read_error_rates(model_dir)))
     return path
 
 
@@ -57,9 +59,9 @@ def training_data(manifest: dict, run: RunDir | None) -> dict | None:
     return data
 
 
-def render_model_card(scoring: ScoringConfig, manifest: dict, training: dict | None) -> str:
+def render_model_card(scoring: ScoringConfig, manifest: dict, training: dict | None, rates: dict | None = None) -> str:
     sections = [_overview(scoring, manifest), _model(scoring, manifest), _data(training), _recipe(scoring),
-                _metrics(manifest.get("cv")), _thresholds(scoring, manifest), variants_section(manifest),
+                _metrics(manifest.get("cv")), _per_value(rates), _thresholds(scoring, manifest), variants_section(manifest),
                 ["## Intended use and limits", "", *[f"- {line}" for line in INTENDED_USE]]]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
@@ -139,6 +141,25 @@ def _metrics(cv: dict | None) -> list[str]:
     if validation:
         lines += ["", f"Validation set ({validation['rows']} arguments): official F1 **{validation['f1']:.4f}** "
                       f"(precision {validation['precision']:.4f}, recall {validation['recall']:.4f})."]
+    return lines
+
+
+def _per_value(rates: dict | None) -> list[str]:
+    """Each value's out-of-sample precision, recall and rates: which values to trust."""
+    lines = ["## How well each value is found", ""]
+    if rates is None:
+        return lines + ["Not measured with this export (no training run to measure it out of sample on)."]
+    reading = rates["readings"].get(ARGUMENTS) or next(iter(rates["readings"].values()))
+    lines += [f"Out of sample, on {rates['source']} (`error-rates.json`; "
+              "`argvalues summarize` corrects a corpus's shares with these rates where the correction measured "
+              "better than the share, column *corrected*). Support: the arguments that carry the value.", "",
+              "| value | support | precision | recall | F1 | true-positive rate | false-positive rate | corrected |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for group in ("categories", "higher_order"):
+        for value, entry in reading[group].items():
+            lines.append(f"| {value} | {entry['tp'] + entry['fn']} | {entry['precision']:.2f} | {entry['recall']:.2f} | "
+                         f"{entry['f1']:.2f} | {entry['tpr']:.2f} | {entry['fpr']:.3f} | "
+                         f"{'yes' if entry.get('method') == 'adjusted' else 'no: the share'} |")
     return lines
 
 

@@ -265,6 +265,7 @@ def _export_ensemble(checkpoint: CheckpointDir, run: RunDir | None, staging: Pat
 def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, options: ExportOptions,
                  log: Callable[[str], None]) -> dict:
     from export.build_variants import build_variants, scoring_entries
+    from export.error_rates import record_error_rates
     from export.heldout import held_out_rows
     from export.model_card import write_model_card
     from trainer.evaluation import checkpoint_probabilities
@@ -301,6 +302,9 @@ def _export_into(checkpoint: CheckpointDir, run: RunDir | None, staging: Path, o
         "versions": library_versions(),
         "export_seconds": round(time.perf_counter() - started, 1),
     }
+    distilled_from = (manifest["cv"] or {}).get("distilled_from")
+    measured_on = run if run is not None or not distilled_from else RunDir(distilled_from[0])
+    manifest["error_rates"] = record_error_rates(staging, manifest, measured_on, log)
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
     write_model_card(staging, manifest, run)
     return manifest

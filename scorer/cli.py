@@ -11,6 +11,7 @@ from argvalues import __version__
 from argvalues.cli_support import Command, log, user_errors
 from argvalues.errors import ArgvaluesError
 from argvalues.formats import FORMATS
+from argvalues.model_config import ARGUMENTS, TEXT
 from argvalues.variants import VARIANT_FILES
 from scorer.options import MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, parse_column_mappings
 from scorer.output_formats import output_format_of
@@ -199,6 +200,44 @@ def predict(model_dir, text, premise, stance, conclusion, device):
     if premise is None or conclusion is None:
         raise click.UsageError("give --premise and --conclusion (an argument), or --text (a text alone)")
     click.echo(render_prediction(predict_one(model_dir, device, premise, stance, conclusion)))
+
+
+@click.command(cls=Command)
+@click.argument("scores", type=click.Path(dir_okay=False))
+@click.option("--by", "by", multiple=True, metavar="COLUMN",
+              help="Also per group of this column (one carried into the scores by score --keep-columns); repeatable.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write DIR/summary.csv, DIR/differences.csv (with --by) and DIR/profile.png (with matplotlib).")
+@click.option("--model", "model_dir", metavar="MODEL_DIR", default=None,
+              help="The model that made the scores.  [default: the one their sidecar SCORES.meta.json names]")
+@click.option("--reading", type=click.Choice([ARGUMENTS, TEXT]), default=None,
+              help="How the scores were made: arguments, or texts alone (score --text-column).  [default: as the "
+                   "sidecar says, else arguments]")
+@user_errors
+def summarize(scores, by, output, model_dir, reading):
+    """What a scored corpus says: for each value, overall and per group, the rows, the share
+    labelled, the prevalence corrected for the model's measured error rates and its 95% interval.
+
+    SCORES is a score output (TSV, CSV, JSON lines or Parquet; labels or probabilities). The
+    correction uses the error rates the model directory records; where it does not apply (scores
+    made with --threshold, rows read in windows, rates not recorded) the shares are reported alone,
+    and the table says why. Between the groups of a --by column, the differences with their
+    intervals go to DIR/differences.csv.
+    """
+    from scorer.summarize import render_summary, summarize_file
+
+    summary, _, source = summarize_file(scores, list(by), model_dir, reading, output)
+    click.echo(render_summary(summary, source))
+    if output:
+        log(f"wrote {output}/summary.csv" + (f" and {output}/differences.csv" if by else ""))
+
+
+@click.command(cls=Command)
+def values():
+    """The 20 value categories: their higher-order value, level-1 values and what each means."""
+    from argvalues.values import render_values
+
+    click.echo(render_values())
 
 
 def _ray_engine():
