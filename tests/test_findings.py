@@ -197,3 +197,15 @@ def test_rates_files_round_trip_and_a_bad_one_is_a_model_directory_error(tmp_pat
     path.write_text("{}")
     with pytest.raises(ModelDirError):
         read_error_rates(tmp_path)
+
+
+def test_the_readme_python_example_runs_as_written(monkeypatch, capsys):
+    """The README's Python example, run from the checkout as a user would run it."""
+    root = EXAMPLES.parent
+    readme = (root / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("ARGVALUES_MODEL", raising=False)
+    exec(compile(example, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "Universalism: objectivity" in printed and "prevalence" in printed
