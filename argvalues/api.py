@@ -26,16 +26,18 @@ class Scorer:
     """A model directory, loaded once and scoring frames or lists of texts."""
 
     def __init__(self, model: str | Path | None = None, device: str = "auto", variant: str = "auto",
-                 long_text: str = "windows", max_windows: int | None = None):
+                 long_text: str = "windows", max_windows: int | None = None, window_tokens: int | None = None):
         """``model``: a model directory (None: as ``score`` finds one: ``$ARGVALUES_MODEL``,
         ``./argvalues-model``, else the packaged model)."""
         from scorer.options import ScoreOptions, default_model_dir
-        from scorer.windows import DEFAULT_MAX_WINDOWS
+        from scorer.windows import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_TOKENS
 
         self.model_dir = str(model) if model is not None else default_model_dir()
         self.device, self.variant = device, variant
         self.long_text, self.max_windows = long_text, max_windows or DEFAULT_MAX_WINDOWS
-        ScoreOptions(model_dir=self.model_dir, long_text=self.long_text, max_windows=self.max_windows)  # checks them
+        self.window_tokens = window_tokens or DEFAULT_WINDOW_TOKENS
+        ScoreOptions(model_dir=self.model_dir, long_text=self.long_text, max_windows=self.max_windows,
+                     window_tokens=self.window_tokens)  # checks them
         self._models = {}
 
     def _model(self, reading: str):
@@ -43,7 +45,8 @@ class Scorer:
 
         if reading not in self._models:
             self._models[reading] = ScoringModel(self.model_dir, self.device, variant=self.variant, reading=reading,
-                                                 long_text=self.long_text, max_windows=self.max_windows)
+                                                 long_text=self.long_text, max_windows=self.max_windows,
+                                                 window_tokens=self.window_tokens)
         return self._models[reading]
 
     def score(self, data: pd.DataFrame | list[str], text_column: str | None = None, probabilities: bool = False,
@@ -65,7 +68,8 @@ class Scorer:
         reading = TEXT if text_column is not None else ARGUMENTS
         options = ScoreOptions(model_dir=self.model_dir, probabilities=probabilities, text_column=text_column,
                                id_column=id_column, keep_columns=list(keep_columns), output_format="parquet",
-                               long_text=self.long_text, max_windows=self.max_windows, variant=self.variant,
+                               long_text=self.long_text, max_windows=self.max_windows,
+                               window_tokens=self.window_tokens, variant=self.variant,
                                device=self.device)
         with tempfile.TemporaryDirectory(prefix="argvalues-") as folder:
             source, target = Path(folder) / "input.parquet", Path(folder) / "scores.parquet"

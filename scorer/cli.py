@@ -16,7 +16,7 @@ from argvalues.variants import VARIANT_FILES
 from scorer.options import MODEL_ENV, OUTPUT_FORMATS, ScoreOptions, default_model_dir, parse_column_mappings
 from scorer.output_formats import output_format_of
 from scorer.score import long_rows_note, score_files
-from scorer.windows import DEFAULT_MAX_WINDOWS, LONG_TEXT
+from scorer.windows import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_TOKENS, LONG_TEXT, MIN_WINDOW
 
 model_option = click.option(
     "--model", "model_dir", metavar="MODEL_DIR", default=default_model_dir,
@@ -54,14 +54,17 @@ device_option = click.option(
                    "repeatable, e.g. --column Premise=text.")
 @click.option("--text-column", metavar="NAME", default=None,
               help="Score a text alone in each row (a post, a comment, a speech) from the input column NAME, "
-                   "instead of arguments; for models trained to read texts (the packaged model is).")
+                   "instead of arguments; for models trained to read texts (train's student is, by default).")
 @click.option("--long-text", type=click.Choice(LONG_TEXT), default="windows", show_default=True,
               help="A row longer than the model's max length (128 tokens, about 90 words): windows scores it "
-                   "as overlapping windows of that length (an argument's premise is windowed, each window "
+                   "as overlapping windows of --window-tokens (an argument's premise is windowed, each window "
                    "keeps its stance and conclusion) and takes each value's largest probability; truncate "
-                   "reads its first window only.")
+                   "reads its first max length only. A row that fits is read whole either way.")
+@click.option("--window-tokens", type=click.IntRange(min=MIN_WINDOW), default=DEFAULT_WINDOW_TOKENS, show_default=True,
+              help="The length of a long row's windows, in tokens (at most the max length; neighbours share a "
+                   "quarter): about one argument's length, the input the models learnt from.")
 @click.option("--max-windows", type=click.IntRange(min=1), default=DEFAULT_MAX_WINDOWS, show_default=True,
-              help="Windows per row at most (about 70 words each); the rest of a longer row is cut, and counted.")
+              help="Windows per row at most; the rest of a longer row is cut, and counted.")
 @click.option("--id-column", metavar="NAME", default=None,
               help="The input column holding the IDs.  [default: 'Argument ID'; an input without it gets row "
                    "numbers (counted from 1 across the inputs) as IDs]")
@@ -103,7 +106,7 @@ device_option = click.option(
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @user_errors
 def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities, output, input_format, columns,
-          text_column, long_text, max_windows, id_column, keep_columns, output_format, chunk_rows, variant,
+          text_column, long_text, window_tokens, max_windows, id_column, keep_columns, output_format, chunk_rows, variant,
           on_bad_row, rejects, max_bad_rows, resume, quiet, engine, address, num_workers, gpus_per_worker,
           cpus_per_worker, inputs):
     """Label arguments (Argument ID, Conclusion, Stance, Premise: the fields the model's template
@@ -117,11 +120,11 @@ def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities,
     when complete, with OUTPUT.meta.json beside it (model, inputs, versions, row counts, times).
 
     \b
-    Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage (an
-    output that is an input), 3 bad input data (more bad rows than --max-bad-rows, or every row
-    rejected), 4 bad model directory,
-    6 output not writable (disk full), 7 --resume refused, 8 another run is writing -o OUTPUT,
-    130 interrupted, 143 terminated (SIGTERM).
+    Exit codes: 0 ok (skipped rows, if any, are reported on stderr), 1 bad option, 2 usage
+    (also an output that is one of the inputs), 3 bad input data (more bad rows than
+    --max-bad-rows, or every row rejected), 4 bad model directory, 6 output not writable
+    (disk full), 7 --resume refused, 8 another run is writing -o OUTPUT, 130 interrupted,
+    143 terminated (SIGTERM).
     """
     keep = [name.strip() for value in keep_columns for name in value.split(",") if name.strip()]
     options = ScoreOptions(model_dir=model_dir, threshold=threshold, batch_size=batch_size,
@@ -130,7 +133,7 @@ def score(model_dir, threshold, batch_size, batch_tokens, device, probabilities,
                            rejects=rejects, resume=resume, max_bad_rows=max_bad_rows, input_format=input_format,
                            columns=parse_column_mappings(columns), id_column=id_column, keep_columns=keep,
                            output_format=output_format or output_format_of(output), text_column=text_column,
-                           long_text=long_text, max_windows=max_windows)
+                           long_text=long_text, max_windows=max_windows, window_tokens=window_tokens)
     ray_settings = dict(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                         cpus_per_worker=cpus_per_worker)
     progress = not quiet and sys.stderr.isatty()

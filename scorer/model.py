@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from argvalues.variants import (
 )
 from scorer.batching import DEFAULT_CUDA_BATCH_TOKENS, batch_bounds
 from scorer.runtime import check_one_runtime, cuda_check
-from scorer.windows import DEFAULT_MAX_WINDOWS, Encoded, RowEncoder, row_probabilities
+from scorer.windows import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_TOKENS, Encoded, RowEncoder, row_probabilities
 
 TOKENIZER_NAME = "tokenizer.json"
 DEVICES = ("auto", "cpu", "cuda")
@@ -117,11 +116,13 @@ class ScoringModel:
     def __init__(self, model_dir: str | Path, device: str = "auto", threads: int | None = None,
                  variant: str = "auto", parallel_calls: int | None = None, batch_tokens: int | None = None,
                  openvino_hint: str | None = None, pad_to_multiple: int | None = None, reading: str = ARGUMENTS,
-                 long_text: str = "windows", max_windows: int = DEFAULT_MAX_WINDOWS):
+                 long_text: str = "windows", max_windows: int = DEFAULT_MAX_WINDOWS,
+                 window_tokens: int | None = DEFAULT_WINDOW_TOKENS):
         """``openvino_hint``, ``pad_to_multiple``: for OpenVINO's variants, instead of what export
         recorded (the hint it measured fastest on this machine; the token multiple it judged with).
         ``reading``: arguments, or a text alone (refused for a model not trained to read texts).
-        ``long_text``, ``max_windows``: rows longer than the max length (:mod:`scorer.windows`)."""
+        ``long_text``, ``max_windows``, ``window_tokens``: rows longer than the max length
+        (:mod:`scorer.windows`; ``window_tokens`` None: windows of the max length)."""
         self.model_dir = Path(model_dir)
         self.config = load_model_config(self.model_dir, variant)
         self.reading = reading
@@ -131,7 +132,7 @@ class ScoringModel:
         self.tokenizer, self.pad_id = self._load_tokenizer()
         self.long_text, self.max_windows = long_text, max_windows
         self.encoder = RowEncoder(self.tokenizer, self.config.max_length, long_text, max_windows,
-                                  pair=self.template.text_pair is not None)
+                                  pair=self.template.text_pair is not None, window_tokens=window_tokens)
         # Dynamic int8 scales activations by each batch's range, so a row's labels would depend on
         # its batch-mates (measured: 190 of 37,920 validation labels changed between batch sizes 64
         # and 16). Static int8 has fixed scales, but ONNX Runtime's CPU kernels still round a row
@@ -327,10 +328,8 @@ class ScoringModel:
         filled in one step."""
         real = np.arange(width) < lengths[:, None]  # row-major order = each row's tokens in turn
         feeds = {"input_ids": np.full(real.shape, self.pad_id, dtype=np.int64), "attention_mask": real.astype(np.int64)}
-        feeds["input_ids"][real] = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64,
-                                               count=int(lengths.sum()))
+        feeds["input_ids"][real] = np.concatenate([e.ids for e in encodings])
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros(real.shape, dtype=np.int64)
-            feeds["token_type_ids"][real] = np.fromiter(chain.from_iterable(e.type_ids for e in encodings),
-                                                        dtype=np.int64, count=int(lengths.sum()))
+            feeds["token_type_ids"][real] = np.concatenate([e.type_ids for e in encodings])
         return feeds

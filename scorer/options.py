@@ -13,7 +13,7 @@ from argvalues.errors import ArgvaluesError, TooManyBadRows
 from argvalues.formats import FORMATS
 from argvalues.model_config import ARGUMENTS, TEXT
 from argvalues.rows import ON_BAD_ROW, Reject
-from scorer.windows import DEFAULT_MAX_WINDOWS, LONG_TEXT, LengthCounts
+from scorer.windows import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_TOKENS, LONG_TEXT, MIN_WINDOW, LengthCounts
 
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 DEFAULT_MODEL_DIR = "argvalues-model"
@@ -93,6 +93,7 @@ class ScoreOptions:
     #: Rows longer than the model's max length: overlapping windows, or cut (scorer.windows).
     long_text: str = "windows"
     max_windows: int = DEFAULT_MAX_WINDOWS
+    window_tokens: int = DEFAULT_WINDOW_TOKENS
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -134,6 +135,8 @@ class ScoreOptions:
             raise ArgvaluesError(f"--long-text must be one of {list(LONG_TEXT)}, got {self.long_text!r}")
         if self.max_windows < 1:
             raise ArgvaluesError(f"--max-windows must be at least 1, got {self.max_windows}")
+        if self.window_tokens < MIN_WINDOW:
+            raise ArgvaluesError(f"--window-tokens must be at least {MIN_WINDOW}, got {self.window_tokens}")
         if self.max_bad_rows is not None:
             BadRowLimit.parse(self.max_bad_rows)
             if self.on_bad_row != "skip":
@@ -164,7 +167,8 @@ class ScoreOptions:
         """What decides the output bytes (and how a run's progress is recorded): a resumed run must
         agree on all of it."""
         keys = ("threshold", "batch_size", "batch_tokens", "probabilities", "chunk_rows", "on_bad_row", "input_format", "columns",
-                "id_column", "keep_columns", "output_format", "text_column", "long_text", "max_windows")
+                "id_column", "keep_columns", "output_format", "text_column", "long_text", "max_windows",
+                "window_tokens")
         return {**{k: v for k, v in asdict(self).items() if k in keys}, "provider": provider, "variant": variant,
                 "engine": engine}
 

@@ -165,7 +165,7 @@ class ScoringActor:
         self.options = ScoreOptions(**options)
         self.model = ScoringModel(self.directory, device, threads, variant, batch_tokens=self.options.batch_tokens,
                                   reading=self.options.reading, long_text=self.options.long_text,
-                                  max_windows=self.options.max_windows)
+                                  max_windows=self.options.max_windows, window_tokens=self.options.window_tokens)
 
     def __call__(self, block: pd.DataFrame) -> pd.DataFrame:
         good = (block[REJECT_COLUMN] == "").to_numpy()

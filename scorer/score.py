@@ -131,7 +131,8 @@ def long_rows_note(stats: ScoreStats, options: ScoreOptions) -> str | None:
         return f"{longer} and were cut there (--long-text truncate)"
     cut = (f"; {counts.cut_rows} had more than {options.max_windows} windows and were cut there (--max-windows)"
            if counts.cut_rows else "")
-    return f"{longer}: read in overlapping windows, {counts.windows} windows scored in all{cut}"
+    return (f"{longer}: read in overlapping windows of {min(options.window_tokens, stats.max_length)} tokens, "
+            f"{counts.windows} windows scored in all{cut}")
 
 
 def provider_line(model: ScoringModel) -> str:
@@ -150,7 +151,8 @@ def score_files(inputs: list[str], output: str | None, options: ScoreOptions, pr
     with claim(target.file):
         model = model or ScoringModel(options.model_dir, options.device, options.threads, options.variant,
                                       batch_tokens=options.batch_tokens, reading=options.reading,
-                                      long_text=options.long_text, max_windows=options.max_windows)
+                                      long_text=options.long_text, max_windows=options.max_windows,
+                                      window_tokens=options.window_tokens)
         options.row_reading(model.required_columns)  # a --column the model does not read fails before any row is read
         if log:
             log(provider_line(model))

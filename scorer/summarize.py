@@ -35,6 +35,8 @@ DIFFERENCE_COLUMNS = ["by", "group", "other", "value", "kind", "difference", "ci
 #: Rows read in windows, as a share of the rows, up to which the correction still applies: the
 #: rates were measured on rows that fit one window, and a few long rows move a share little.
 MAX_WINDOWED_SHARE = 0.01
+#: Groups the printed table shows (overall first); summary.csv holds them all.
+MAX_GROUPS_SHOWN = 6
 #: Pairs of groups compared per --by column, at most (all pairs of up to this many groups).
 MAX_GROUPS_COMPARED = 6
 
@@ -225,6 +227,8 @@ def write_summary(directory: Path, summary: pd.DataFrame, differences: pd.DataFr
 def render_summary(summary: pd.DataFrame, source: ScoresSource) -> str:
     """The summary as a table: a row per value, a column per group (prevalence and its interval, %)."""
     groups = list(dict.fromkeys(zip(summary["by"], summary["group"])))
+    hidden = len(groups) - MAX_GROUPS_SHOWN
+    groups = groups[:MAX_GROUPS_SHOWN]
     names = [g if not c else f"{c}={g}" for c, g in groups]
     width = max(len(v) for v in VALUES)
     cell = 22
@@ -246,5 +250,7 @@ def render_summary(summary: pd.DataFrame, source: ScoresSource) -> str:
     else:
         lines.append("Prevalence in % with its 95% interval, corrected for the model's measured error rates; * the "
                      "labelled share, where the correction did not measure better for that value.")
+    if hidden > 0:
+        lines.append(f"{hidden} more group(s) are in summary.csv (-o DIR writes it).")
     lines += source.notes
     return "\n".join(lines)

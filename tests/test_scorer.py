@@ -180,7 +180,7 @@ def test_tokenization_matches_transformers(tiny_exported):
     from scorer.model import ScoringModel
 
     model = ScoringModel(tiny_exported, device="cpu", long_text="truncate")
-    windowed = ScoringModel(tiny_exported, device="cpu")
+    windowed = ScoringModel(tiny_exported, device="cpu", window_tokens=None)  # windows of the max length
     arguments = read_arguments(ARGUMENTS)
     long_premise = arguments.assign(Premise=arguments["Premise"] * 6)
     reference = AutoTokenizer.from_pretrained(tiny_exported)
@@ -188,10 +188,10 @@ def test_tokenization_matches_transformers(tiny_exported):
         text, pair = TEMPLATES["premise-stance-conclusion"].render(frame)
         expected = reference(text, pair, truncation=True, max_length=model.config.max_length)
         assert [e.ids for e in model.encode(frame).encodings] == expected["input_ids"]
-        # windows: a row's first window is what truncation reads
+        # windows of the max length: a row's first window is what truncation reads
         encoded = windowed.encode(frame)
         firsts = np.concatenate([[0], np.cumsum(encoded.windows_per_row)[:-1]])
-        assert [encoded.encodings[i].ids for i in firsts] == expected["input_ids"]
+        assert [encoded.encodings[i].ids.tolist() for i in firsts] == expected["input_ids"]
     assert encoded.windowed and (encoded.windows_per_row > 1).all()
     # and the real WordPiece tokenizer of the packaged model, with and without a pair
     from tokenizers import Tokenizer

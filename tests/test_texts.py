@@ -181,7 +181,7 @@ def test_every_window_of_an_argument_keeps_its_stance_and_conclusion(both_model)
     for row, count in enumerate(encoded.windows_per_row):
         tail = model.tokenizer.encode(pair[row], add_special_tokens=False).ids
         for window in encoded.encodings[position:position + count]:
-            assert len(window.ids) <= 24 and window.ids[-len(tail) - 1:-1] == tail
+            assert len(window.ids) <= 24 and window.ids[-len(tail) - 1:-1].tolist() == tail
         position += count
 
 
@@ -209,8 +209,8 @@ def test_the_window_cap_cuts_the_rest_of_a_row_and_counts_it(both_model, tmp_pat
     long_rows, cut = int((counts > 1).sum()), int((counts > 2).sum())
     assert 0 < cut <= long_rows
     assert (f"note: {long_rows} of {len(arguments)} rows were longer than the model's 24 tokens: read in overlapping "
-            f"windows, {int(np.minimum(counts, 2).sum())} windows scored in all; {cut} had more than 2 windows and were "
-            f"cut there (--max-windows)") in result.stderr
+            f"windows of 24 tokens, {int(np.minimum(counts, 2).sum())} windows scored in all; {cut} had more than 2 "
+            f"windows and were cut there (--max-windows)") in result.stderr
     sidecar = json.loads((tmp_path / "out.tsv.meta.json").read_text())
     assert sidecar["long_texts"] == {"max_length": 24, "rows_longer": long_rows, "windows": int(np.minimum(counts, 2).sum()),
                                      "rows_cut": cut}
@@ -272,3 +272,20 @@ def test_a_resumed_run_with_windows_is_byte_identical(both_model, tmp_path, monk
     assert resumed.read_bytes() == whole.read_bytes()
     counts = [json.loads(path.with_name(path.name + ".meta.json").read_text())["long_texts"] for path in (whole, resumed)]
     assert counts[0] == counts[1] and counts[0]["rows_longer"] == len(arguments) // 2
+
+
+def test_only_rows_longer_than_the_max_length_are_windowed_and_then_in_shorter_windows(tmp_path):
+    """Windows of --window-tokens, shorter than the max length: a row that fits the max length is read
+    whole, as with truncation; a longer one in windows of at most --window-tokens tokens."""
+    from export.onnx import export_model
+
+    checkpoint = make_checkpoint("bert", tmp_path / "checkpoint", max_length=64, reads_texts=True)
+    export_model(checkpoint, tmp_path / "model", **QUIET)
+    texts = pd.DataFrame({ID_COLUMN: ["fits", "long"], PREMISE: [" ".join(["word"] * 40), " ".join(["word"] * 200)]})
+    windowed = ScoringModel(tmp_path / "model", device="cpu", reading=TEXT, window_tokens=20)
+    whole = ScoringModel(tmp_path / "model", device="cpu", reading=TEXT, long_text="truncate")
+    encoded = windowed.encode(texts)
+    assert encoded.windows_per_row.tolist()[0] == 1 and encoded.windows_per_row[1] > 200 // 20
+    assert len(encoded.encodings[0].ids) == 42 and all(len(w.ids) <= 20 for w in encoded.encodings[1:])
+    np.testing.assert_array_equal(windowed.probabilities(texts)[0], whole.probabilities(texts)[0])
+    assert ScoringModel(tmp_path / "model", device="cpu", reading=TEXT).encoder.window == 48  # the default
