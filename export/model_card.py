@@ -28,9 +28,10 @@ INTENDED_USE = (
     "The training arguments are English arguments from debate portals and similar sources (the Touché23-ValueEval "
     "main corpus). Other languages, genres (social media, news, speech transcripts) and text that is not an "
     "argument are outside what it was trained and checked on; expect lower and unmeasured quality there. A text "
-    "longer than the max length is read in overlapping windows of that length (`score --long-text windows`, the "
-    "default; each value's largest probability over the windows), which recovers most of what scoring its parts "
-    "alone finds (benchmarks/README.md, \"Long texts\"); `--long-text truncate` reads its first window only.",
+    "longer than the max length is read in overlapping windows of about one argument's length (`score --long-text "
+    "windows`, the default; each value's largest probability over the windows), which recovers most of what "
+    "scoring its parts alone finds (benchmarks/README.md, \"Long texts\"); `--long-text truncate` reads its first "
+    "max length only.",
     "Labels are subjective annotations by crowd workers; even the best systems of the shared task reach an official "
     "F1 of about 0.56 on its test set. Single predictions are often wrong: do not use them to judge or profile "
     "people, or for decisions about individuals.",
