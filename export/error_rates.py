@@ -10,9 +10,10 @@ fold model (its own fold among them), an ensemble and a student. A student learn
   than its own rates on the arguments it learnt (benchmarks/README.md, "Findings"). Its text
   reading gets the same rates (no fold model reads texts alone).
 
-The correction is applied to a value only where it measured better than the labelled share on
-the run's folds (:func:`choose_methods`: rates from the other folds, each fold's stances as groups),
-recorded as each value's ``method``: a choice made without the validation set.
+The estimator is chosen on the run's held-out folds (:func:`choose_method`: each fold's corrections
+measured on the other folds, the fold and its stances as the sets to estimate), a choice made
+without the validation set; each value also records its bias and ratio out of fold and how much
+each varied between folds, which the interval carries (:mod:`argvalues.prevalence`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from argvalues.contract import ID_COLUMN, LABELS, STANCE
-from argvalues.error_rates import reading_rates, rolled_up, value_rates, write_error_rates
+from argvalues.error_rates import reading_rates, rolled_up, write_error_rates
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import ScoringConfig
-from argvalues.prevalence import ADJUSTED, SHARE, adjusted
+from argvalues.prevalence import ADJUSTED, CORRECTED, METHODS, SCALED, SHARE, adjusted, corrected, scaled
 from argvalues.values import HIGHER_ORDER
 from trainer.run_dir import RunDir
 from trainer.training_data import read_training_pairs
@@ -48,37 +49,79 @@ def out_of_fold_labels(run: RunDir, thresholds: list[float] | None = None
     return truth.astype(bool), predicted, oof.loc[arguments[ID_COLUMN], "fold"].to_numpy(), arguments
 
 
-def choose_methods(truth: np.ndarray, predicted: np.ndarray, cells: np.ndarray, folds: np.ndarray) -> dict[str, str]:
-    """Per value (categories and higher-order values): ``adjusted`` where the correction, with rates
-    measured on the other folds, came nearer each cell's true share than the labelled share did
-    (mean absolute error over the cells: each fold's groups in ``cells``), else ``share``."""
+def _estimates(share: np.ndarray, truth_rest: np.ndarray, predicted_rest: np.ndarray) -> dict[str, np.ndarray]:
+    """Each method's estimate of a set's prevalence from its ``share``, corrected with what the
+    other folds measured."""
+    bias = predicted_rest.mean(axis=0) - truth_rest.mean(axis=0)
+    labelled = predicted_rest.mean(axis=0)
+    ratio = np.where(labelled > 0, truth_rest.mean(axis=0) / np.maximum(labelled, 1e-12), np.nan)
+    positives, negatives = truth_rest.sum(axis=0), (~truth_rest).sum(axis=0)
+    tpr = (truth_rest & predicted_rest).sum(axis=0) / np.maximum(positives, 1)
+    fpr = (~truth_rest & predicted_rest).sum(axis=0) / np.maximum(negatives, 1)
+    found = adjusted(share, tpr, fpr)
+    by_ratio = scaled(share, ratio)
+    return {SHARE: share, SCALED: np.where(np.isnan(by_ratio), corrected(share, bias), by_ratio),
+            CORRECTED: corrected(share, bias), ADJUSTED: np.where(np.isnan(found), share, found)}
+
+
+def choose_method(truth: np.ndarray, predicted: np.ndarray, cells: np.ndarray, folds: np.ndarray) -> dict:
+    """The estimator that came nearest the true shares of held-out data: for each fold, its
+    corrections measured on the other folds and applied to the fold and to each of its ``cells``
+    (stances); mean absolute error over those sets and every value (categories and higher-order).
+    One method for every value: per value, five folds are too few to choose on."""
     truth_all = np.concatenate([truth, rolled_up(truth)], axis=1)
     predicted_all = np.concatenate([predicted, rolled_up(predicted)], axis=1)
-    names = [*LABELS, *HIGHER_ORDER]
-    share_error, adjusted_error = np.zeros(len(names)), np.zeros(len(names))
+    errors: dict[str, list[float]] = {method: [] for method in METHODS}
     for fold in np.unique(folds):
         inside = folds == fold
-        rates = value_rates(truth_all[~inside], predicted_all[~inside], names)
-        tpr = np.array([rates[n]["tpr"] for n in names])
-        fpr = np.array([rates[n]["fpr"] for n in names])
-        for cell in np.unique(cells[inside]):
-            rows = inside & (cells == cell)
-            gold, share = truth_all[rows].mean(axis=0), predicted_all[rows].mean(axis=0)
-            corrected = adjusted(share, tpr, fpr)
-            share_error += np.abs(share - gold)
-            adjusted_error += np.where(np.isnan(corrected), np.inf, np.abs(corrected - gold))
-    return {name: ADJUSTED if adjusted_error[i] < share_error[i] else SHARE for i, name in enumerate(names)}
+        sets = [inside, *(inside & (cells == cell) for cell in np.unique(cells[inside]))]
+        for rows in sets:
+            gold = truth_all[rows].mean(axis=0)
+            found = _estimates(predicted_all[rows].mean(axis=0), truth_all[~inside], predicted_all[~inside])
+            for method in METHODS:
+                errors[method].append(float(np.abs(found[method] - gold).mean()))
+    mean = {method: float(np.mean(values)) for method, values in errors.items()}
+    return {"method": min(mean, key=mean.get), "mean_absolute_error": mean,
+            "how": "each fold's corrections measured on the other folds; the fold and each of its stances as sets"}
+
+
+def fold_corrections(truth: np.ndarray, predicted: np.ndarray, folds: np.ndarray) -> dict[str, np.ndarray]:
+    """Per value (categories, then higher-order values), out of fold: the bias (labelled share minus
+    true share) and its spread between folds (standard deviation of each fold's bias); the ratio
+    (true share over labelled share; 0 where the value was never labelled) and the spread of its
+    logarithm between folds."""
+    truth_all = np.concatenate([truth, rolled_up(truth)], axis=1)
+    predicted_all = np.concatenate([predicted, rolled_up(predicted)], axis=1)
+    labelled = np.array([predicted_all[folds == f].mean(axis=0) for f in np.unique(folds)])
+    true = np.array([truth_all[folds == f].mean(axis=0) for f in np.unique(folds)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratios = np.log(true / labelled)
+        ratio = np.where(predicted_all.any(axis=0), truth_all.mean(axis=0) / predicted_all.mean(axis=0), 0.0)
+    several = len(labelled) > 1
+    finite = np.isfinite(log_ratios).all(axis=0)
+    log_ratios = np.where(np.isfinite(log_ratios), log_ratios, 0.0)
+    return {"bias": predicted_all.mean(axis=0) - truth_all.mean(axis=0),
+            "bias_spread": (labelled - true).std(axis=0, ddof=1) if several else np.zeros(labelled.shape[1]),
+            "ratio": ratio,
+            "ratio_log_spread": np.where(finite, log_ratios.std(axis=0, ddof=1), 0.0) if several
+            else np.zeros(labelled.shape[1])}
 
 
 def run_rates(run: RunDir, scoring: ScoringConfig, thresholds: list[float] | None = None) -> dict:
     """The out-of-fold rates of ``run`` (at ``thresholds``: the run's own by default), each value
-    with its chosen method, for every reading ``scoring`` records."""
+    with its bias and ratio, their spread between folds and the chosen method, for every reading
+    ``scoring`` records."""
     truth, predicted, folds, arguments = out_of_fold_labels(run, thresholds)
     rates = reading_rates(truth, predicted)
-    methods = choose_methods(truth, predicted, arguments[STANCE].to_numpy(), folds)
+    choice = choose_method(truth, predicted, arguments[STANCE].to_numpy(), folds)
+    corrections = fold_corrections(truth, predicted, folds)
+    names = [*LABELS, *HIGHER_ORDER]
     for group in ("categories", "higher_order"):
         for value, entry in rates[group].items():
-            entry["method"] = methods[value]
+            index = names.index(value)
+            entry.update({name: float(values[index]) for name, values in corrections.items()},
+                         folds=int(len(np.unique(folds))), method=choice["method"])
+    rates["method_choice"] = choice
     return {reading: rates for reading in scoring.readings}
 
 
@@ -105,7 +148,8 @@ def record_error_rates(model_dir: Path, manifest: dict, run: RunDir | None, log:
         return None
     rows = next(iter(readings.values()))["rows"]
     path = write_error_rates(model_dir, readings, source.format(rows=rows))
-    adjusted_values = sum(e["method"] == ADJUSTED for e in next(iter(readings.values()))["categories"].values())
-    log(f"error rates: recorded out of fold on {rows} arguments; the correction measured better than the share for "
-        f"{adjusted_values} of {len(LABELS)} categories")
+    choice = next(iter(readings.values()))["method_choice"]
+    errors = ", ".join(f"{method} {error:.4f}" for method, error in choice["mean_absolute_error"].items())
+    log(f"error rates: recorded out of fold on {rows} arguments; prevalence estimated by {choice['method']} "
+        f"(mean absolute error on held-out folds: {errors})")
     return {"file": path.name, "rows": rows, "readings": list(readings)}

@@ -146,21 +146,26 @@ def _metrics(cv: dict | None) -> list[str]:
 
 
 def _per_value(rates: dict | None) -> list[str]:
-    """Each value's out-of-sample precision, recall and rates: which values to trust."""
+    """Each value's out-of-sample precision, recall, rates and bias: which values to trust."""
     lines = ["## How well each value is found", ""]
     if rates is None:
         return lines + ["Not measured with this export (no training run to measure it out of sample on)."]
     reading = rates["readings"].get(ARGUMENTS) or next(iter(rates["readings"].values()))
-    lines += [f"Out of sample, on {rates['source']} (`error-rates.json`; "
-              "`argvalues summarize` corrects a corpus's shares with these rates where the correction measured "
-              "better than the share, column *corrected*). Support: the arguments that carry the value.", "",
-              "| value | support | precision | recall | F1 | true-positive rate | false-positive rate | corrected |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    choice = reading.get("method_choice", {})
+    lines += [f"Out of sample, on {rates['source']} (`error-rates.json`). Support: the arguments that carry the "
+              "value. Ratio: the share of arguments that carry the value over the share labelled with it, and how much "
+              "that varied between folds (sets of conclusions; the standard deviation of its logarithm); bias: the "
+              "labelled share minus the true share. `argvalues summarize` estimates a corpus's "
+              f"prevalence by **{choice.get('method', 'share')}** (chosen on held-out folds: mean absolute error "
+              + ", ".join(f"{m} {e:.4f}" for m, e in choice.get("mean_absolute_error", {}).items()) + ").", "",
+              "| value | support | precision | recall | F1 | true-positive rate | false-positive rate | ratio (spread) | bias |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for group in ("categories", "higher_order"):
         for value, entry in reading[group].items():
+            ratio = f"{entry['ratio']:.2f} ({entry['ratio_log_spread']:.2f})" if "ratio" in entry else "-"
+            bias = f"{entry['bias']:+.3f}" if "bias" in entry else "-"
             lines.append(f"| {value} | {entry['tp'] + entry['fn']} | {entry['precision']:.2f} | {entry['recall']:.2f} | "
-                         f"{entry['f1']:.2f} | {entry['tpr']:.2f} | {entry['fpr']:.3f} | "
-                         f"{'yes' if entry.get('method') == 'adjusted' else 'no: the share'} |")
+                         f"{entry['f1']:.2f} | {entry['tpr']:.2f} | {entry['fpr']:.3f} | {ratio} | {bias} |")
     return lines
 
 

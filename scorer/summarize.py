@@ -25,7 +25,7 @@ from argvalues.error_rates import read_error_rates, rolled_up
 from argvalues.errors import ArgvaluesError, DataError
 from argvalues.formats import input_format, open_reader
 from argvalues.model_config import ARGUMENTS, TEXT, ScoringConfig
-from argvalues.prevalence import SHARE, GroupCounts, difference, estimate, method_of, rate_draws
+from argvalues.prevalence import ADJUSTED, CORRECTED, SCALED, SHARE, GroupCounts, correction_draws, difference, estimate, method_of
 from argvalues.values import HIGHER_ORDER
 
 ALL = "all"
@@ -130,7 +130,7 @@ def summarize_counts(groups: dict[tuple[str, str], GroupCounts], source: ScoresS
     rng = np.random.default_rng(seed)
     rates = source.rates if source.not_adjusted is None else None
     entries = {**(rates or {}).get("categories", {}), **(rates or {}).get("higher_order", {})}
-    shared = {value: rate_draws(entries[value], rng) for value in VALUES if method_of(entries.get(value)) != SHARE}
+    shared = {value: correction_draws(entries[value], rng) for value in VALUES if method_of(entries.get(value)) != SHARE}
     rows, estimates = [], {}
     for (column, group), counts in groups.items():
         for index, value in enumerate(VALUES):
@@ -248,8 +248,16 @@ def render_summary(summary: pd.DataFrame, source: ScoresSource) -> str:
     if source.not_adjusted:
         lines.append(f"Shares of rows labelled, not corrected for the model's errors: {source.not_adjusted}.")
     else:
-        lines.append("Prevalence in % with its 95% interval, corrected for the model's measured error rates; * the "
-                     "labelled share, where the correction did not measure better for that value.")
+        methods = set(summary["method"])
+        how = {SCALED: "the share scaled by the model's ratio of true to labelled shares measured out of fold",
+               CORRECTED: "the share minus the model's bias measured out of fold", ADJUSTED: "adjusted for the model's "
+               "error rates measured out of fold (adjusted classify-and-count)"}
+        named = "; ".join(how[m] for m in (SCALED, CORRECTED, ADJUSTED) if m in methods)
+        lines.append(f"Prevalence in % with its 95% interval: {named}; the interval carries how much that "
+                     "varied between sets of conclusions the model had not learnt." if named else
+                     "Shares of rows labelled with 95% intervals: the model's recorded choice is the share.")
+        if SHARE in methods and named:
+            lines.append("* the labelled share, where the model records no correction for that value.")
     if hidden > 0:
         lines.append(f"{hidden} more group(s) are in summary.csv (-o DIR writes it).")
     lines += source.notes

@@ -14,9 +14,9 @@ from tiny_models import EXAMPLES, fake_run, make_checkpoint
 from argvalues.cli import main
 from argvalues.contract import LABELS
 from argvalues.error_rates import ERROR_RATES_NAME, read_error_rates, reading_rates, rolled_up, write_error_rates
-from argvalues.prevalence import ADJUSTED, SHARE, adjusted, estimate, rate_draws
+from argvalues.prevalence import ADJUSTED, CORRECTED, METHODS, SCALED, SHARE, adjusted, correction_draws, estimate, scaled
 from argvalues.values import BOUNDARY, HIGHER_ORDER, VALUE_CATEGORIES
-from export.error_rates import choose_methods
+from export.error_rates import choose_method, fold_corrections
 
 QUIET = {"log": lambda _: None}
 
@@ -56,7 +56,7 @@ def test_the_correction_undoes_a_known_bias_and_its_interval_covers_the_truth():
     for _ in range(200):
         carries = rng.random(rows) < prevalence
         labelled = np.where(carries, rng.random(rows) < tpr, rng.random(rows) < fpr)
-        found = estimate(int(labelled.sum()), rows, entry, rate_draws(entry, rng, 1000), rng, 1000)
+        found = estimate(int(labelled.sum()), rows, entry, correction_draws(entry, rng, 1000), rng, 1000)
         assert abs(found.share - (prevalence * tpr + (1 - prevalence) * fpr)) < 0.03  # the share is biased
         covered.append(found.low <= carries.mean() <= found.high)
     assert abs(found.prevalence - prevalence) < 0.03
@@ -64,15 +64,38 @@ def test_the_correction_undoes_a_known_bias_and_its_interval_covers_the_truth():
     assert np.isnan(adjusted(0.3, 0.52, 0.5))  # rates too close to divide by
 
 
-def test_a_value_keeps_its_share_where_the_correction_did_not_measure_better():
+def test_scaling_undoes_a_models_ratio_and_its_interval_carries_the_ratios_spread_between_folds():
+    rng = np.random.default_rng(2)
+    rows, folds = 5000, 5
+    # a model that labels half again as many rows as carry the value, in every fold
+    truth = rng.random((rows, len(LABELS))) < 0.2
+    predicted = np.where(truth, rng.random(truth.shape) < 0.8, rng.random(truth.shape) < 0.175)
+    corrections = fold_corrections(truth, predicted, np.arange(rows) % folds)
+    assert corrections["ratio"][:len(LABELS)] == pytest.approx(truth.mean(0) / predicted.mean(0))
+    assert (corrections["ratio_log_spread"] > 0).all() and (corrections["bias"][:len(LABELS)] > 0.05).all()
+    entry = {"ratio": float(corrections["ratio"][0]), "ratio_log_spread": 0.1, "folds": folds, "method": SCALED}
+    corpus = 0.1  # a corpus where the value is rarer: the same ratio holds
+    found = estimate(int(1.5 * corpus * 20000), 20000, entry, correction_draws(entry, rng), rng)
+    assert found.share == pytest.approx(0.15) and found.prevalence == pytest.approx(corpus, abs=0.01)
+    assert found.low < corpus < found.high and found.high - found.low > 0.03  # the spread widens the interval
+    assert scaled(0.9, 1.5) == 1.0  # clipped
+    # a value never labelled out of fold cannot be scaled: its bias corrects it
+    assert estimate(10, 100, {**entry, "ratio": 0.0, "bias": 0.05}, correction_draws({**entry, "ratio": 0.0, "bias": 0.05},
+                                                                                       rng), rng).method == CORRECTED
+
+
+def test_the_estimator_is_the_one_nearest_the_truth_on_held_out_folds():
     rng = np.random.default_rng(0)
     rows = 3000
-    truth = rng.random((rows, len(LABELS))) < 0.3
-    predicted = np.where(truth, rng.random(truth.shape) < 0.8, rng.random(truth.shape) < 0.15)
-    predicted[:, 1] = rng.random(rows) < 0.3  # a value the model does not find at all: tpr == fpr
     folds, cells = np.arange(rows) % 5, np.arange(rows) % 2
-    methods = choose_methods(truth, predicted, cells, folds)
-    assert methods[LABELS[0]] == ADJUSTED and methods[LABELS[1]] == SHARE
+    prevalence = np.where(folds[:, None] % 2 == 0, 0.1, 0.4)  # sets that differ in prevalence
+    truth = rng.random((rows, len(LABELS))) < prevalence
+    ratio_model = np.where(truth, rng.random(truth.shape) < 0.9, rng.random(truth.shape) < 0.05)
+    choice = choose_method(truth, ratio_model, cells, folds)
+    assert set(choice["mean_absolute_error"]) == set(METHODS)
+    assert choice["method"] != SHARE and choice["mean_absolute_error"][choice["method"]] < choice["mean_absolute_error"][SHARE]
+    unbiased = truth.copy()  # a perfect model: nothing to correct
+    assert choose_method(truth, unbiased, cells, folds)["mean_absolute_error"][SHARE] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +116,9 @@ def test_export_records_out_of_fold_error_rates_and_the_card_shows_them(rated_mo
     arguments = rates["readings"]["arguments"]
     entry = arguments["categories"][LABELS[0]]
     assert entry["tp"] + entry["fn"] + entry["fp"] + entry["tn"] == arguments["rows"] == 60
-    assert entry["method"] in (ADJUSTED, SHARE) and set(arguments["higher_order"]) == set(HIGHER_ORDER)
+    assert entry["method"] in METHODS and set(arguments["higher_order"]) == set(HIGHER_ORDER)
+    assert {"ratio", "ratio_log_spread", "bias", "bias_spread"} <= set(entry) and entry["folds"] == 3
+    assert arguments["method_choice"]["method"] == entry["method"]
     assert "out-of-fold predictions" in rates["source"]
     manifest = json.loads((rated_model / "manifest.json").read_text())
     assert manifest["error_rates"] == {"file": ERROR_RATES_NAME, "rows": 60, "readings": ["arguments", "text"]}
@@ -124,12 +149,14 @@ def test_summarize_corrects_with_the_models_rates_overall_and_per_group(rated_mo
     first = overall.set_index("value").loc[LABELS[0]]
     assert first["share"] == pytest.approx(labels[LABELS[0]].mean(), abs=1e-4)
     rates = read_error_rates(rated_model)["readings"]["arguments"]["categories"][LABELS[0]]
-    if first["method"] == ADJUSTED:
-        assert first["prevalence"] == pytest.approx(float(adjusted(first["share"], rates["tpr"], rates["fpr"])), abs=1e-4)
+    expected = {SHARE: first["share"], SCALED: float(scaled(first["share"], rates.get("ratio", 0))),
+                CORRECTED: first["share"] - rates["bias"],
+                ADJUSTED: float(adjusted(first["share"], rates["tpr"], rates["fpr"]))}[first["method"]]
+    assert first["prevalence"] == pytest.approx(min(max(expected, 0.0), 1.0), abs=1e-4)
     assert (summary["ci_low"] <= summary["prevalence"] + 1e-9).all() and (summary["prevalence"] <= summary["ci_high"] + 1e-9).all()
     differences = pd.read_csv(tmp_path / "summary" / "differences.csv")
     assert len(differences) == len(LABELS) + len(HIGHER_ORDER)
-    assert "Stance=in favor of" in result.output and "corrected for the model's measured error rates" in result.output
+    assert "Stance=in favor of" in result.output and "Prevalence in % with its 95% interval" in result.output
 
 
 def test_summarize_says_plainly_when_the_correction_does_not_apply(rated_model, tiny_exported, tmp_path):
