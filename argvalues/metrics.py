@@ -67,6 +67,17 @@ def apply_thresholds(probabilities: np.ndarray, thresholds: np.ndarray | float) 
     return (probabilities >= np.asarray(thresholds, dtype=probabilities.dtype)).astype(np.int8)
 
 
+def matched_thresholds(reference: np.ndarray, reference_thresholds: np.ndarray | float,
+                       probabilities: np.ndarray) -> list[float]:
+    """Per label, the threshold at which ``probabilities`` label as many rows as ``reference`` does
+    at ``reference_thresholds`` (the same rows read another way); no labels needed. A label the
+    reference never gives keeps the reference's threshold."""
+    thresholds = np.broadcast_to(np.asarray(reference_thresholds, dtype=np.float64), (reference.shape[1],))
+    shares = (reference >= thresholds).mean(axis=0)
+    return [float(thresholds[j]) if share == 0 else float(np.clip(np.quantile(probabilities[:, j], 1 - share), 0, 1))
+            for j, share in enumerate(shares)]
+
+
 def full_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray | float) -> dict:
     """Everything the reports show for one set of predictions: official, micro, AUC, per label."""
     from sklearn.metrics import f1_score, roc_auc_score

@@ -39,6 +39,9 @@ class ScoringConfig:
     #: How the model reads a text alone (the Premise alone); None: it was not trained to. Absent in
     #: directories made before texts were read: a template of the premise alone reads texts too.
     text_template: InputTemplate | None = None
+    #: The text reading's own thresholds (None: the same as the arguments'): where a text alone labels
+    #: each value as often as the whole argument does (see trainer.distill).
+    text_thresholds: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.labels != LABELS:
@@ -47,6 +50,9 @@ class ScoringConfig:
             raise ModelDirError(f"{len(self.thresholds)} thresholds for {len(self.labels)} labels")
         if not all(0.0 <= t <= 1.0 for t in self.thresholds):
             raise ModelDirError(f"thresholds must lie in [0, 1], got {self.thresholds}")
+        if self.text_thresholds is not None and (len(self.text_thresholds) != len(self.labels)
+                                                 or not all(0.0 <= t <= 1.0 for t in self.text_thresholds)):
+            raise ModelDirError(f"text_thresholds must be {len(self.labels)} numbers in [0, 1], got {self.text_thresholds}")
         if self.max_length < 8:
             raise ModelDirError(f"max_length must be at least 8, got {self.max_length}")
         if self.text_template is not None and self.text_template.fields() != [PREMISE]:
@@ -80,12 +86,20 @@ class ScoringConfig:
                                  "or map the columns with --column")
         return template
 
+    def thresholds_for(self, reading: str) -> list[float]:
+        """The thresholds of ``reading``: the text reading's own where recorded."""
+        if reading == TEXT and self.text_thresholds is not None:
+            return self.text_thresholds
+        return self.thresholds
+
     def required_columns_for(self, reading: str) -> list[str]:
         return [ID_COLUMN] + [f for f in self.template_for(reading).fields() if f != ID_COLUMN]
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["template"] = self.template.to_dict()
+        if self.text_thresholds is None:
+            del data["text_thresholds"]
         if self.text_template is None:
             del data["text_template"]
         else:

@@ -23,7 +23,7 @@ COMPACT = "fp32-compact"
 VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
                  STATIC_INT8: "model_static_int8.onnx", BF16: "model.onnx", "fp16": "model_fp16.onnx",
                  COMPACT: "model_compact.onnx", OPENVINO_INT8: "model_int8_openvino.onnx"}
-#: Variants run by OpenVINO (the optional extra ``argvalues[openvino]``); the rest by ONNX Runtime.
+#: Variants run by OpenVINO (a base dependency where it publishes wheels); the rest by ONNX Runtime.
 OPENVINO_VARIANTS = {BF16, OPENVINO_INT8}
 #: Tensors of a model over protobuf's 2 GB limit (an ensemble of many or large members) live in one
 #: file beside it, named after it: model.onnx -> model.onnx.data (what `export --ensemble` and

@@ -26,8 +26,8 @@ from argvalues.error_rates import read_error_rates
 from argvalues.metrics import apply_thresholds
 from argvalues.model_config import ARGUMENTS, TEXT, ScoringConfig
 from argvalues.prevalence import METHODS, correction_draws, estimate
-from scorer.model import ScoringModel
 from argvalues.variants import cpu_flags, cpu_name
+from scorer.model import ScoringModel
 
 LARGE = 250  # groups of at least this many arguments carry the targets
 

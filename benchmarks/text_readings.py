@@ -26,17 +26,22 @@ from scorer.model import ScoringModel
 
 
 def readings(model_dir: Path, arguments: pd.DataFrame, variant: str) -> dict[str, np.ndarray]:
-    """The model's probabilities for each way of reading the validation arguments."""
+    """The model's labels for each way of reading the validation arguments, each at its reading's
+    thresholds (the text reading's own, where the model records them)."""
     whole = ScoringModel(model_dir, device="cpu", variant=variant)
-    found = {"full arguments": whole.probabilities(arguments)}
+    probabilities = whole.probabilities(arguments)
+    found = {"full arguments": apply_thresholds(probabilities, whole.thresholds).astype(bool)}
     if TEXT in whole.config.readings:
-        texts = arguments[[ID_COLUMN, PREMISE]]
-        found["premise alone (--text-column)"] = ScoringModel(model_dir, device="cpu", variant=variant,
-                                                              reading=TEXT).probabilities(texts)
-        found["both readings averaged"] = (found["full arguments"] + found["premise alone (--text-column)"]) / 2
+        alone = ScoringModel(model_dir, device="cpu", variant=variant, reading=TEXT)
+        text = alone.probabilities(arguments[[ID_COLUMN, PREMISE]])
+        found["premise alone (--text-column)"] = apply_thresholds(text, alone.thresholds).astype(bool)
+        if whole.config.text_thresholds is not None:
+            found["premise alone, at the arguments' thresholds"] = apply_thresholds(text, whole.thresholds).astype(bool)
+        found["both readings averaged"] = apply_thresholds((probabilities + text) / 2, whole.thresholds).astype(bool)
     else:
         placeholders = arguments.assign(**{CONCLUSION: ".", STANCE: "in favor of"})
-        found["premise alone (Conclusion '.', Stance 'in favor of')"] = whole.probabilities(placeholders)
+        found["premise alone (Conclusion '.', Stance 'in favor of')"] = apply_thresholds(
+            whole.probabilities(placeholders), whole.thresholds).astype(bool)
     return found
 
 
@@ -55,12 +60,10 @@ def main() -> None:
           "change vs its own full arguments |")
     print("| --- | --- | --- | --- | --- |")
     for model_dir in args.models:
-        thresholds = ScoringModel(model_dir, device="cpu", variant=args.variant).thresholds
         found = readings(model_dir, arguments, args.variant)
-        own = apply_thresholds(found["full arguments"], thresholds).astype(bool)
+        own = found["full arguments"]
         reference = own if reference is None else reference
-        for name, probabilities in found.items():
-            predicted = apply_thresholds(probabilities, thresholds).astype(bool)
+        for name, predicted in found.items():
             scores = official_scores(truth, predicted)
             cells = []
             for base in (reference, own):

@@ -114,7 +114,7 @@ MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8"
 
 #: What ``argvalues export`` writes with no variant flag: the CPU's low-precision variants whose
 #: labels do not depend on batch-mates, and fp16 for CUDA (each checked; ``score`` runs one only
-#: where its labels held). OpenVINO's ones need ``argvalues[openvino]`` (OpenVINO, and NNCF for int8).
+#: where its labels held). OpenVINO's ones need OpenVINO (a base dependency where it has wheels) and NNCF for int8.
 def default_variants() -> tuple[str, ...]:
     openvino_int8 = openvino_int8_capable() and installed("nncf")
     return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ((OPENVINO_INT8,) if openvino_int8 else ()) + ("fp16",)

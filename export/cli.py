@@ -23,10 +23,10 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 @click.option("--static-int8", is_flag=True, help="Also write a static int8 model (ONNX Runtime QDQ, activation "
                                                    "ranges calibrated on the run's training arguments; fixed scales, so "
                                                    "one row per call runs side by side with others).")
-@click.option("--bf16", is_flag=True, help="Also check OpenVINO's bf16 on model.onnx (needs argvalues[openvino] "
+@click.option("--bf16", is_flag=True, help="Also check OpenVINO's bf16 on model.onnx (needs OpenVINO "
                                             "and a CPU with AMX-BF16 or AVX512-BF16).")
 @click.option("--openvino-int8", is_flag=True, help="Also write int8-openvino: NNCF's int8 of model.onnx, run by "
-                                                     "OpenVINO (needs argvalues[openvino] and a CPU with VNNI or AMX).")
+                                                     "OpenVINO (needs OpenVINO and a CPU with VNNI or AMX).")
 @click.option("--compact", is_flag=True, help="Also write fp32-compact: fp32 arithmetic on weights stored as fp16, "
                                                "half the file at fp32's speed (for shipping a model in little space).")
 @click.option("--fp32-only", is_flag=True, help="Write the fp32 model only (no variant, no variant checks).")
@@ -44,7 +44,7 @@ def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, b
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
     fails and nothing is written. With no variant flag it also writes the variants that can run
-    faster here (static int8; with argvalues[openvino], OpenVINO's int8 on a CPU with VNNI or AMX and
+    faster here (static int8; with OpenVINO, its int8 on a CPU with VNNI or AMX and
     its bf16 on one with AMX-BF16 or AVX512-BF16; fp16 for CUDA).
     Each variant is judged against fp32 on every argument the run held out from the checkpoint:
     'score' runs the fastest (as measured here) whose labels agree with fp32's on at least 99.5%

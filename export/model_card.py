@@ -183,6 +183,12 @@ def _thresholds(scoring: ScoringConfig, manifest: dict) -> list[str]:
     else:
         chosen = ""
     lines = ["## Thresholds", "", f"Strategy: {scoring.threshold_strategy}{chosen}."]
+    if scoring.text_thresholds is not None:
+        return lines + ["", "A text alone (`score --text-column`) has thresholds of its own: where the premises alone "
+                        "get each value as often as the whole arguments do, on the arguments the model learnt.", "",
+                        "| label | threshold | a text alone |", "| --- | --- | --- |",
+                        *[f"| {label} | {threshold:.2f} | {text:.3f} |" for label, threshold, text
+                          in zip(LABELS, scoring.thresholds, scoring.text_thresholds)]]
     if len(set(scoring.thresholds)) == 1:
         return lines + ["", f"One threshold for every label: {scoring.thresholds[0]:.2f}."]
     return lines + ["", "| label | threshold |", "| --- | --- |",

@@ -189,7 +189,7 @@ class ScoringModel:
 
     @property
     def thresholds(self) -> np.ndarray:
-        return np.asarray(self.config.thresholds, dtype=np.float32)
+        return np.asarray(self.config.thresholds_for(self.reading), dtype=np.float32)
 
     @property
     def required_columns(self) -> list[str]:

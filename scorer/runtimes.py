@@ -1,4 +1,5 @@
-"""OpenVINO behind the scorer: the ``bf16`` and ``int8-openvino`` variants (``pip install 'argvalues[openvino]'``).
+"""OpenVINO behind the scorer: the ``bf16`` and ``int8-openvino`` variants (OpenVINO is a base
+dependency on the machines it publishes wheels for).
 
 ``bf16``: OpenVINO reads the model directory's ``model.onnx`` as it is and runs it at bfloat16 on a
 CPU with AMX-BF16 or AVX512-BF16. ``int8-openvino``: it runs NNCF's int8 QDQ file
@@ -39,7 +40,8 @@ class OpenVinoSession:
         try:
             import openvino
         except ImportError:
-            raise ArgvaluesError(f"--variant {variant} needs OpenVINO: pip install 'argvalues[openvino]'") from None
+            raise ArgvaluesError(f"--variant {variant} needs OpenVINO, which is not installed (it has no wheel for "
+                                 "every machine): pip install openvino") from None
         core = openvino.Core()
         config = {"PERFORMANCE_HINT": hint}
         if variant is not None:

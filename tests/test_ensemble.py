@@ -101,7 +101,21 @@ def test_distilled_student_learns_the_ensembles_probabilities(tiny_run, tmp_path
     assert json.loads((tiny_run / "best" / "config.json").read_text())["argvalues_pooling"] == "mean"
     assert json.loads((tmp_path / "student" / "best" / "argvalues.json").read_text())["recipe"]["pooling"] == "model"
     assert "argvalues_pooling" not in json.loads((tmp_path / "student" / "best" / "config.json").read_text())
+    # it reads texts alone too, at thresholds where a premise alone gets each value as often as its argument does
+    from argvalues.model_config import ARGUMENTS, TEXT, ScoringConfig
+    from trainer.config import TrainConfig
+    from trainer.evaluation import checkpoint_probabilities
+
+    student = ScoringConfig.load(tmp_path / "student" / "best")
+    assert TEXT in student.readings and len(student.text_thresholds) == len(LABELS)
+    whole, alone = (checkpoint_probabilities([tmp_path / "student" / "best"], arguments, student,
+                                                     TrainConfig.eval_batch_size, reading)
+                    for reading in (ARGUMENTS, TEXT))
+    labelled_whole = (whole >= np.asarray(student.thresholds)).sum(axis=0)
+    labelled_alone = (alone >= np.asarray(student.text_thresholds)).sum(axis=0)
+    assert np.abs(labelled_whole - labelled_alone).max() <= 1  # equal, but for ties and the quantile's interpolation
     manifest = export_model(tmp_path / "student", tmp_path / "student-model", log=lambda _: None)
+    assert ScoringConfig.load(tmp_path / "student-model").text_thresholds == student.text_thresholds
     assert manifest["parity"]["max_abs_difference"] < 1e-4
 
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 from argvalues.contract import read_arguments
@@ -628,3 +629,25 @@ def test_splitting_outliers_computes_the_same_and_gives_a_shared_weight_a_copy_f
     assert np.allclose(run(source), run(target), atol=1e-4, rtol=1e-5)
     assert split_outliers(source, tmp_path / "skipped.onnx", [feed], ratio=4.0, skip=frozenset({"/key/MatMul"})) == \
         []  # the three MatMuls reading x are one group: a quantizer leaving one fp32 leaves x unsplit
+
+
+@pytest.mark.parametrize("flags", [
+    {"fp", "asimd", "asimdhp"},  # ARM (Graviton, Apple silicon under Linux)
+    {"sse2", "sse4_2"},  # an old x86
+    {"avx2", "fma"},  # AVX2 without VNNI
+    {"avx2", "avx512f", "avx512_vnni"},  # VNNI
+], ids=["arm", "old-x86", "avx2", "vnni"])
+def test_score_picks_a_variant_that_runs_whatever_the_cpu(static_int8, tmp_path, monkeypatch, flags):
+    import argvalues.variants
+    from scorer.cli import score as score_main
+
+    monkeypatch.setattr(argvalues.variants, "cpu_flags", lambda: flags)  # another machine: no speed measured there
+    out = tmp_path / "scores.tsv"
+    result = CliRunner().invoke(score_main, ["--model", str(static_int8[0]), "--quiet", str(EXAMPLES / "arguments.tsv"),
+                                             "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    picked = json.loads(out.with_name(out.name + ".meta.json").read_text())["variant"]
+    assert picked in argvalues.variants.usable_variants(set(static_int8[1]["variants"]) | {FP32})
+    if not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        assert picked not in (OPENVINO_INT8, BF16)
+    assert len(pd.read_csv(out, sep="\t")) == len(pd.read_csv(EXAMPLES / "arguments.tsv", sep="\t"))

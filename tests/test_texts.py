@@ -289,3 +289,37 @@ def test_only_rows_longer_than_the_max_length_are_windowed_and_then_in_shorter_w
     assert len(encoded.encodings[0].ids) == 42 and all(len(w.ids) <= 20 for w in encoded.encodings[1:])
     np.testing.assert_array_equal(windowed.probabilities(texts)[0], whole.probabilities(texts)[0])
     assert ScoringModel(tmp_path / "model", device="cpu", reading=TEXT).encoder.window == 48  # the default
+
+
+def test_matched_thresholds_label_as_often_as_the_reference_reading():
+    from argvalues.metrics import matched_thresholds
+
+    rng = np.random.default_rng(0)
+    whole = rng.random((1000, len(LABELS)))
+    alone = whole * 0.8  # less sure of every row, in the same order
+    thresholds = matched_thresholds(whole, 0.5, alone)
+    assert np.allclose(thresholds, 0.4, atol=0.01)
+    assert np.abs((alone >= np.asarray(thresholds)).sum(0) - (whole >= 0.5).sum(0)).max() <= 1
+    never = np.zeros_like(whole)  # a value the reference never gives keeps the reference's threshold
+    assert matched_thresholds(never, 0.5, alone) == [0.5] * len(LABELS)
+
+
+def test_a_text_is_labelled_at_the_text_readings_own_thresholds(both_model, tmp_path):
+    import shutil
+
+    model = shutil.copytree(both_model, tmp_path / "model")
+    config = ScoringConfig.load(model)
+    config.text_thresholds = [0.0] * len(LABELS)  # every value for every text
+    config.save(model)
+    texts = write_texts(tmp_path / "texts.csv", TEXTS)
+    result = run(model, "--text-column", "text", "--id-column", "id", texts)
+    assert result.exit_code == 0, result.output
+    assert (table(result.output)[LABELS] == 1).all().all()
+    arguments = table(run(model, EXAMPLES / "arguments.tsv").output)  # arguments keep theirs
+    unchanged = table(run(both_model, EXAMPLES / "arguments.tsv").output)
+    pd.testing.assert_frame_equal(arguments, unchanged)
+    assert ScoringModel(model, device="cpu", reading=TEXT).thresholds.tolist() == [0.0] * len(LABELS)
+    assert ScoringModel(model, device="cpu").thresholds.tolist() == config.thresholds
+    config.text_thresholds = [0.5] * 3
+    with pytest.raises(ArgvaluesError, match="text_thresholds must be 20 numbers"):
+        ScoringConfig(**{**vars(config)})

@@ -42,7 +42,7 @@ def evaluate_checkpoint(checkpoint: Path, arguments: pd.DataFrame, targets: np.n
     probabilities = checkpoint_probabilities([checkpoint], arguments, scoring, batch_size, reading)
     if probabilities_path is not None:
         write_probabilities(probabilities_path, arguments[ID_COLUMN], probabilities)
-    metrics = full_metrics(targets, probabilities, np.asarray(scoring.thresholds))
+    metrics = full_metrics(targets, probabilities, np.asarray(scoring.thresholds_for(reading)))
     metrics["rows"] = len(arguments)
     metrics["at_0.5"] = {k: v for k, v in full_metrics(targets, probabilities, 0.5).items() if k != "per_label"}
     return metrics
