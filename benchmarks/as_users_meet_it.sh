@@ -20,11 +20,12 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$BIN/python" -c "import sys; sys.path.insert(0, '.')
 from argvalues.variants import cpu_flags, cpu_name, SPEED_FLAGS
-print(f'CPU: {cpu_name()}; flags: {\" \".join(sorted(cpu_flags() & set(SPEED_FLAGS))) or \"none of\", } (of {\" \".join(SPEED_FLAGS)})')"
+found = sorted(cpu_flags() & set(SPEED_FLAGS))
+print('CPU:', cpu_name() + ';', 'flags:', ' '.join(found) or 'none', '(of', ' '.join(SPEED_FLAGS) + ')')"
 started=$(date +%s)
 "$PYTHON" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install -q --upgrade pip
-"$WORK/venv/bin/python" -m pip install -q .
+"$WORK/venv/bin/python" -m pip install -q . 2> "$WORK/install.log" || { cat "$WORK/install.log"; exit 1; }
 echo "fresh install: $(( $(date +%s) - started )) s; $(du -sm "$WORK/venv" | cut -f1) MB (virtualenv, pip included)"
 "$WORK/venv/bin/python" -c "import importlib.util as u; print('torch installed:', u.find_spec('torch') is not None,
 '| openvino installed:', u.find_spec('openvino') is not None)"

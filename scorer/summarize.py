@@ -64,7 +64,7 @@ def describe_source(scores: str | None, sidecar: dict | None, model: str | None,
         where = f"the sidecar names {recorded}, not here" if recorded else "no sidecar names it"
         return ScoresSource(None, None, None, reading, f"the model is not known ({where}); pass --model")
     config = ScoringConfig.load(model_dir)
-    thresholds = np.asarray(config.thresholds, dtype=np.float32)
+    thresholds = np.asarray(config.thresholds_for(reading), dtype=np.float32)
     found = read_error_rates(model_dir)
     rates = (found or {}).get("readings", {}).get(reading)
     reason = None

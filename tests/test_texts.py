@@ -323,3 +323,18 @@ def test_a_text_is_labelled_at_the_text_readings_own_thresholds(both_model, tmp_
     config.text_thresholds = [0.5] * 3
     with pytest.raises(ArgvaluesError, match="text_thresholds must be 20 numbers"):
         ScoringConfig(**{**vars(config)})
+
+
+def test_summarize_labels_a_text_runs_probabilities_at_the_text_readings_thresholds(both_model, tmp_path):
+    import shutil
+
+    from scorer.summarize import describe_source
+
+    model = shutil.copytree(both_model, tmp_path / "model")
+    config = ScoringConfig.load(model)
+    config.text_thresholds = [0.3] * len(LABELS)
+    config.save(model)
+    texts = describe_source(None, {"options": {"text_column": "text"}, "model": {"directory": str(model)}}, None, None)
+    assert texts.thresholds.tolist() == pytest.approx([0.3] * len(LABELS))
+    arguments = describe_source(None, {"options": {}, "model": {"directory": str(model)}}, None, None)
+    assert arguments.thresholds.tolist() == pytest.approx(config.thresholds)

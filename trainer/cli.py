@@ -139,9 +139,6 @@ def train(**options):
 @click.option("--reads", type=click.Choice(list(STUDENT_READS)), default=DISTILL_DEFAULTS.reads, show_default=True,
               help="both: every argument whole and as its premise alone (the student also scores texts alone); "
                    "arguments: whole arguments only.")
-@click.option("--int8-aware", is_flag=True, default=DISTILL_DEFAULTS.int8_aware,
-              help="Learn with int8 simulated in the encoder's linear layers (inputs uint8 per tensor, weights int8 "
-                   "per channel), so the int8 variants export makes keep more of the student's labels.")
 @click.option("--output", default="argvalues-student", show_default=True, type=click.Path(file_okay=False),
               help="Writes OUTPUT/best (a checkpoint for 'argvalues export') and distill-report.json.")
 @user_errors

@@ -88,9 +88,6 @@ class DistillConfig:
     # (score --text-column) as well as arguments, for twice the training steps (benchmarks/README.md,
     # "Texts alone").
     reads: str = "both"
-    # Learn with int8 simulated in the encoder's linear layers (trainer.int8_aware), so that the
-    # int8 variants keep more of the student's labels.
-    int8_aware: bool = False
 
     @property
     def runs(self) -> list[str]:
@@ -273,10 +270,6 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
 
     model = load_classifier(start, pooling=pooling,
                             descriptions=read_value_descriptions(descriptions) if descriptions else None)
-    if config.int8_aware:
-        from trainer.int8_aware import make_int8_aware
-
-        log(f"int8-aware: {make_int8_aware(model)} linear layers of the encoder learn with int8 inputs and weights")
     dataset = ArgumentDataset(arguments, run_scoring.template, tokenizer, run_scoring.max_length, targets)
     text_template = student_text_template(config, run_scoring)
     if text_template is not None and text_template != run_scoring.template:
@@ -292,10 +285,6 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
                       processing_class=tokenizer)
     output = trainer.train()
-    if config.int8_aware:
-        from trainer.int8_aware import remove_int8_aware
-
-        remove_int8_aware(model)
     best = CheckpointDir(out / BEST_NAME)
     shutil.rmtree(best.path, ignore_errors=True)
     save_checkpoint(trainer, best.path)
@@ -308,7 +297,7 @@ def run_distillation(config: DistillConfig, log: Callable[[str], None] = print) 
                                     "descriptions": descriptions,
                                     "epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
                                     "seed": config.seed, "sharpness": config.sharpness, "gold_weight": config.gold_weight,
-                                    "reads": config.reads, "int8_aware": config.int8_aware,
+                                    "reads": config.reads,
                                     "centred_on_thresholds": centred_on})
     scoring.save(best.path)
     if text_template is not None and text_template != run_scoring.template:
