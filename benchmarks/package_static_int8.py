@@ -12,6 +12,12 @@ export judges a run's student). The int8 file's remaining fp32 weights are then 
 (``export.compact``): they were fp16 values already, so nothing changes (checked: the same
 probabilities). If the variant's labels held, the package holds it instead of the compact file (40
 MiB instead of 44; both together would not fit the package's 50 MB) and ``score`` runs it by default.
+
+On a CPU with VNNI or AMX (where OpenVINO's int8 computes what it was judged on) it also makes and
+judges int8-openvino from the same fp32 model, and the package carries it beside static int8 when
+its labels hold and both fit in :data:`MAX_PACKAGE_MB`: `score` then runs it on such CPUs and static
+int8 elsewhere. On any other CPU it says so and the package holds static int8 alone; rebuild on a
+VNNI or AMX machine (the GPU machine's CPU is one) to ship both.
 """
 
 from __future__ import annotations
@@ -32,11 +38,23 @@ sys.path.insert(0, str(ROOT))
 from argvalues.contract import ID_COLUMN  # noqa: E402
 from argvalues.digest import sha256_of  # noqa: E402
 from argvalues.model_config import ScoringConfig  # noqa: E402
-from argvalues.variants import COMPACT, FP32, SPEED_FLAGS, STATIC_INT8, VARIANT_FILES, cpu_flags  # noqa: E402
+from argvalues.variants import (  # noqa: E402
+    COMPACT,
+    FP32,
+    OPENVINO_INT8,
+    SPEED_FLAGS,
+    STATIC_INT8,
+    VARIANT_FILES,
+    cpu_flags,
+    openvino_int8_capable,
+)
 from export.build_variants import build_variants, scoring_entries  # noqa: E402
 from export.compact import compact_model, widened_model  # noqa: E402
 from export.heldout import CALIBRATION_ROWS, HeldOut  # noqa: E402
 from trainer.training_data import read_training_pairs  # noqa: E402
+
+#: The most the package's model directory may weigh (issue 32: about 70 MB).
+MAX_PACKAGE_MB = 70
 
 
 def labelled_rows(data: Path, seed: int = 0) -> HeldOut:
@@ -81,7 +99,13 @@ def main() -> None:
         widened_model(staging / VARIANT_FILES[COMPACT], staging / VARIANT_FILES[FP32])
         (staging / VARIANT_FILES[COMPACT]).unlink()
         held_out = labelled_rows(args.data)
-        results = build_variants([STATIC_INT8], staging, held_out, log=print)
+        names = [STATIC_INT8]
+        if openvino_int8_capable():
+            names.append(OPENVINO_INT8)
+        else:
+            print("int8-openvino: not made here (needs OpenVINO and a CPU with VNNI or AMX, where it computes what it "
+                  "is judged on): the package holds static int8 alone")
+        results = build_variants(names, staging, held_out, log=print)
         check = results[STATIC_INT8]
         int8_file = staging / VARIANT_FILES[STATIC_INT8]
         sample = held_out.judged.iloc[:256]
@@ -97,12 +121,26 @@ def main() -> None:
         if not check["default_ok"]:
             print("the static int8 variant did not hold the labels: the package is left as it was")
             return
+        shipped = {STATIC_INT8: check}
+        openvino = results.get(OPENVINO_INT8)
+        if openvino is not None and openvino.get("default_ok"):
+            openvino_file = staging / VARIANT_FILES[OPENVINO_INT8]
+            size = (int8_file.stat().st_size + openvino_file.stat().st_size + sum(
+                f.stat().st_size for f in args.package.iterdir() if not f.name.endswith(".onnx"))) / 1e6
+            if size <= MAX_PACKAGE_MB:
+                openvino["bytes"], openvino["sha256"] = openvino_file.stat().st_size, sha256_of(openvino_file)
+                shipped[OPENVINO_INT8] = openvino
+                shutil.copy(openvino_file, args.package / openvino_file.name)
+            else:
+                print(f"int8-openvino: left out, the package would weigh {size:.0f} MB (at most {MAX_PACKAGE_MB})")
+        elif openvino is not None:
+            print("int8-openvino: its labels did not hold: left out")
         manifest = json.loads((args.package / "manifest.json").read_text())
-        manifest["variants"][STATIC_INT8] = check
+        manifest["variants"].update(shipped)
         manifest["variants"][FP32]["rows_per_second"].update(results[FP32]["rows_per_second"])
         manifest["variants"].pop(COMPACT, None)
         scoring = ScoringConfig.load(args.package)
-        scoring.variants = scoring_entries({FP32: manifest["variants"][FP32], STATIC_INT8: check})
+        scoring.variants = scoring_entries({FP32: manifest["variants"][FP32], **shipped})
         shutil.copy(int8_file, args.package / int8_file.name)
         (args.package / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         scoring.save(args.package)
