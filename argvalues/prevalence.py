@@ -2,7 +2,7 @@
 the model's errors, with a 95% interval.
 
 A classifier's labelled share is biased: it adds the false positives of the rows without the
-value and misses the rows it does not find. Two corrections use what the model directory records
+value and misses the rows it does not find. Three corrections use what the model directory records
 (:mod:`argvalues.error_rates`, measured out of fold):
 
 - ``scaled``: the share times the model's ratio, the true share out of fold over the share it
@@ -13,8 +13,8 @@ value and misses the rows it does not find. Two corrections use what the model d
 - ``adjusted``: adjusted classify-and-count (Forman 2008), (share - fpr) / (tpr - fpr), which
   divides by the gap between the rates and magnifies their drift where it is small.
 
-Which one a model uses is recorded per value (``method``), chosen at export on the run's held-out
-folds (:mod:`export.error_rates`); ``share`` reports the labelled share as it is.
+Which one a model uses (one for all its values) is recorded with each value (``method``), chosen
+at export on the run's held-out folds (:mod:`export.error_rates`); ``share`` reports the labelled share as it is.
 
 The interval is a bootstrap. Its draws carry the rows (the share of ``n`` 0/1 labels resampled is
 a binomial draw, so only counts are needed and any corpus streams) and the correction's own
