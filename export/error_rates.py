@@ -49,19 +49,29 @@ def out_of_fold_labels(run: RunDir, thresholds: list[float] | None = None
     return truth.astype(bool), predicted, oof.loc[arguments[ID_COLUMN], "fold"].to_numpy(), arguments
 
 
-def _estimates(share: np.ndarray, truth_rest: np.ndarray, predicted_rest: np.ndarray) -> dict[str, np.ndarray]:
+def _with_higher_order(labels: np.ndarray) -> np.ndarray:
+    """The categories' labels, then the higher-order values' (rolled up, measured like categories)."""
+    return np.concatenate([labels, rolled_up(labels)], axis=1)
+
+
+def _corrections(truth: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """What each method corrects a share with, measured on ``truth`` and ``predicted`` (other folds)."""
+    labelled = predicted.mean(axis=0)
+    positives, negatives = truth.sum(axis=0), (~truth).sum(axis=0)
+    return {"bias": labelled - truth.mean(axis=0),
+            "ratio": np.where(labelled > 0, truth.mean(axis=0) / np.maximum(labelled, 1e-12), np.nan),
+            "tpr": (truth & predicted).sum(axis=0) / np.maximum(positives, 1),
+            "fpr": (~truth & predicted).sum(axis=0) / np.maximum(negatives, 1)}
+
+
+def _estimates(share: np.ndarray, measured: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each method's estimate of a set's prevalence from its ``share``, corrected with what the
-    other folds measured."""
-    bias = predicted_rest.mean(axis=0) - truth_rest.mean(axis=0)
-    labelled = predicted_rest.mean(axis=0)
-    ratio = np.where(labelled > 0, truth_rest.mean(axis=0) / np.maximum(labelled, 1e-12), np.nan)
-    positives, negatives = truth_rest.sum(axis=0), (~truth_rest).sum(axis=0)
-    tpr = (truth_rest & predicted_rest).sum(axis=0) / np.maximum(positives, 1)
-    fpr = (~truth_rest & predicted_rest).sum(axis=0) / np.maximum(negatives, 1)
-    found = adjusted(share, tpr, fpr)
-    by_ratio = scaled(share, ratio)
-    return {SHARE: share, SCALED: np.where(np.isnan(by_ratio), corrected(share, bias), by_ratio),
-            CORRECTED: corrected(share, bias), ADJUSTED: np.where(np.isnan(found), share, found)}
+    other folds ``measured`` (:func:`_corrections`)."""
+    found = adjusted(share, measured["tpr"], measured["fpr"])
+    by_ratio = scaled(share, measured["ratio"])
+    by_bias = corrected(share, measured["bias"])
+    return {SHARE: share, SCALED: np.where(np.isnan(by_ratio), by_bias, by_ratio),
+            CORRECTED: by_bias, ADJUSTED: np.where(np.isnan(found), share, found)}
 
 
 def choose_method(truth: np.ndarray, predicted: np.ndarray, cells: np.ndarray, folds: np.ndarray) -> dict:
@@ -69,15 +79,15 @@ def choose_method(truth: np.ndarray, predicted: np.ndarray, cells: np.ndarray, f
     corrections measured on the other folds and applied to the fold and to each of its ``cells``
     (stances); mean absolute error over those sets and every value (categories and higher-order).
     One method for every value: per value, five folds are too few to choose on."""
-    truth_all = np.concatenate([truth, rolled_up(truth)], axis=1)
-    predicted_all = np.concatenate([predicted, rolled_up(predicted)], axis=1)
+    truth_all, predicted_all = _with_higher_order(truth), _with_higher_order(predicted)
     errors: dict[str, list[float]] = {method: [] for method in METHODS}
     for fold in np.unique(folds):
         inside = folds == fold
+        measured = _corrections(truth_all[~inside], predicted_all[~inside])
         sets = [inside, *(inside & (cells == cell) for cell in np.unique(cells[inside]))]
         for rows in sets:
             gold = truth_all[rows].mean(axis=0)
-            found = _estimates(predicted_all[rows].mean(axis=0), truth_all[~inside], predicted_all[~inside])
+            found = _estimates(predicted_all[rows].mean(axis=0), measured)
             for method in METHODS:
                 errors[method].append(float(np.abs(found[method] - gold).mean()))
     mean = {method: float(np.mean(values)) for method, values in errors.items()}
@@ -90,8 +100,7 @@ def fold_corrections(truth: np.ndarray, predicted: np.ndarray, folds: np.ndarray
     true share) and its spread between folds (standard deviation of each fold's bias); the ratio
     (true share over labelled share; 0 where the value was never labelled) and the spread of its
     logarithm between folds."""
-    truth_all = np.concatenate([truth, rolled_up(truth)], axis=1)
-    predicted_all = np.concatenate([predicted, rolled_up(predicted)], axis=1)
+    truth_all, predicted_all = _with_higher_order(truth), _with_higher_order(predicted)
     labelled = np.array([predicted_all[folds == f].mean(axis=0) for f in np.unique(folds)])
     true = np.array([truth_all[folds == f].mean(axis=0) for f in np.unique(folds)])
     with np.errstate(divide="ignore", invalid="ignore"):
