@@ -4,7 +4,7 @@
 load on first use, so ``import argvalues`` stays light (no torch, no ONNX Runtime).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

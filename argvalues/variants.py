@@ -45,7 +45,7 @@ def onnx_files(onnx_path: Path) -> list[Path]:
 #: Preference order when the scorer picks a variant for a provider on a machine the export did not
 #: measure (see :func:`pick_variant`).
 #: OpenVINO's int8 first: 1.4x-1.6x OpenVINO's own bf16 on an AVX512-VNNI + AVX512-BF16 CPU
-#: (benchmarks/README.md, "OpenVINO int8"). The compact file runs at fp32's speed: it comes last, for
+#: (benchmarks/README.md, "Scoring speed"). The compact file runs at fp32's speed: it comes last, for
 #: directories without model.onnx.
 PREFERENCE = {"cpu": [OPENVINO_INT8, BF16, STATIC_INT8, "int8", "optimized", FP32, COMPACT],
               "cuda": ["fp16", "optimized", FP32, COMPACT]}
@@ -55,7 +55,7 @@ DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16, OPENVIN
 #: OpenVINO's performance hints: export times its variants with each, and the scorer runs the one
 #: measured fastest on this machine, else the first. Measured (AMD EPYC, 2 cores, int8-openvino):
 #: LATENCY (one stream, both cores on each call) 1.09x THROUGHPUT (two one-thread streams), with
-#: identical results (benchmarks/README.md, "OpenVINO int8"); with rows padded (below) the two
+#: identical results (benchmarks/README.md, "Scoring speed"); with rows padded (below) the two
 #: measured within 10% of each other either way, run to run.
 OPENVINO_HINTS = ("THROUGHPUT", "LATENCY")
 #: Token widths OpenVINO's variants pad each row up to a multiple of (batches still hold rows of one
@@ -63,7 +63,7 @@ OPENVINO_HINTS = ("THROUGHPUT", "LATENCY")
 #: for every new input shape (about 12 ms each, measured); widths in steps of 4 cut the shapes of
 #: 5,688 validation arguments from 127 to 40, and a run of 28,440 shuffled ones in chunks of 8,192
 #: from 400 to 127: 1.13x and 1.07x faster, for at most 3 padded tokens a row, every label the
-#: same (benchmarks/README.md, "Fewer shapes"; 2 and 8 tokens gained less, 16 nothing). Export
+#: same (benchmarks/README.md, "Scoring speed"; 2 and 8 tokens gained less, 16 nothing). Export
 #: judges the variant padded so and records the multiple; a directory without it runs unpadded, as
 #: it was judged.
 PAD_TO_MULTIPLE = {OPENVINO_INT8: 4}

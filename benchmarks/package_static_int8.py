@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from argvalues.variants import (  # noqa: E402
 from export.build_variants import build_variants, scoring_entries  # noqa: E402
 from export.compact import compact_model, widened_model  # noqa: E402
 from export.heldout import CALIBRATION_ROWS, HeldOut  # noqa: E402
+from export.packaging import keep_held_files  # noqa: E402
 from trainer.training_data import read_training_pairs  # noqa: E402
 
 #: The most the package's model directory may weigh (issue 32: about 70 MB).
@@ -65,25 +65,6 @@ def labelled_rows(data: Path, seed: int = 0) -> HeldOut:
     return HeldOut(arguments[judged].reset_index(drop=True), truth[judged].astype(int), calibration.reset_index(drop=True),
                    f"{int(judged.sum())} arguments of the training and validation sets, all the packaged student "
                    f"learnt but the {len(calibration)} it is calibrated on")
-
-
-COMPACT_ALONE = ("holds its compact variant (`model_compact.onnx`: the fp32 model with its large weights stored as "
-                 "fp16, fp32 arithmetic) alone")
-INT8_ALONE = ("holds its static int8 variant (`model_static_int8.onnx`: int8 arithmetic where its labels held, made "
-              "and judged by `benchmarks/package_static_int8.py`) alone")
-
-
-def rewrite_card(card: Path, manifest: dict) -> None:
-    """The card's header and its table of variants, for what the package holds now."""
-    from export.model_card import variants_section
-
-    size = sum(p.stat().st_size for p in card.parent.iterdir() if p != card) / 2**20
-    text = re.sub(r"To stay small \(\d+ MiB\)", f"To stay small ({size:.0f} MiB)", card.read_text())
-    text = text.replace(COMPACT_ALONE, INT8_ALONE).replace(
-        "`model.onnx` and the checks below were made", "`model.onnx` and the other checks below were made")
-    start = text.index("## Variants and their checks")
-    end = text.index("\n## ", start + 1)
-    card.write_text(text[:start] + "\n".join(variants_section(manifest)) + "\n" + text[end:])
 
 
 def main() -> None:
@@ -137,15 +118,15 @@ def main() -> None:
             print("int8-openvino: its labels did not hold: left out")
         manifest = json.loads((args.package / "manifest.json").read_text())
         manifest["variants"].update(shipped)
-        manifest["variants"][FP32]["rows_per_second"].update(results[FP32]["rows_per_second"])
-        manifest["variants"].pop(COMPACT, None)
+        reference = manifest.get("reference") or manifest["variants"].get(FP32, {})
+        reference.setdefault("rows_per_second", {}).update(results[FP32]["rows_per_second"])
         scoring = ScoringConfig.load(args.package)
-        scoring.variants = scoring_entries({FP32: manifest["variants"][FP32], **shipped})
+        scoring.variants = scoring_entries(shipped)
         shutil.copy(int8_file, args.package / int8_file.name)
         (args.package / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         scoring.save(args.package)
         (args.package / VARIANT_FILES[COMPACT]).unlink()
-        rewrite_card(args.package / "README.md", manifest)
+        keep_held_files(args.package)  # the compact file is gone: its records go too, the card is made anew
     print(f"{args.package}: {sum(p.stat().st_size for p in args.package.iterdir()) / 2**20:.0f} MiB, "
           f"static int8 {100 * check['label_agreement']:.2f}% of labels as fp32's")
 

@@ -37,7 +37,7 @@ GELU_REACH = 4
 #: default recipe's student (an AVX2 CPU, 31,520 test-set labels as fp32's, smoothed, uint8 weights):
 #: the GELU outputs alone 99.49%, with the first third 99.69%, with the first half 99.68%; int8 1.49x,
 #: 1.42x and 1.34x fp32 at one thread (unsmoothed int8 weights with the first half: 99.56%, 1.47x).
-#: benchmarks/README.md, "Smoothed static int8".
+#: benchmarks/README.md, "Tried and not kept".
 FP32_LAYER_SHARE = 1 / 3
 LAYER_INDEX = re.compile(r"/layer\.(\d+)/")
 
@@ -47,7 +47,7 @@ def after_gelu(model) -> list[str]:
 
     Their inputs are long-tailed and a uint8 range over them costs most of int8's accuracy: on a
     MiniLM model, validation labels as fp32's went from 97.4% to 99.0% when they stayed fp32
-    (benchmarks/README.md, "Static int8").
+    (benchmarks/README.md, "AMD EPYC, AVX2 only").
     """
     consumers: dict[str, list] = {}
     for node in model.graph.node:
@@ -121,10 +121,10 @@ def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
 
 
 def quantize_static_int8(source: Path, target: Path, feeds: list[dict], kept_fp32: list[str],
-                         weights_unsigned: bool = False, reduce_range: bool = False) -> None:
+                         weights_unsigned: bool = False) -> None:
     """``source``'s MatMuls with weights, but for the nodes ``kept_fp32``, as QDQ int8 (per-channel
-    weights, uint8 activations with MinMax ranges from ``feeds``) in ``target``. The options export
-    does not use are here for the recipes compared in benchmarks/int8_recipes.py."""
+    weights, uint8 activations with MinMax ranges from ``feeds``) in ``target``; ``weights_unsigned``:
+    uint8 weights, for CPUs whose uint8-by-int8 products saturate."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     quantize_static(str(source), str(target), feed_reader(feeds),
@@ -132,5 +132,5 @@ def quantize_static_int8(source: Path, target: Path, feeds: list[dict], kept_fp3
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QUInt8 if weights_unsigned else QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
-                    reduce_range=reduce_range, extra_options={"MatMulConstBOnly": True},
+                    extra_options={"MatMulConstBOnly": True},
                     use_external_data_format=len(onnx_files(source)) > 1)

@@ -7,7 +7,7 @@ fold model (its own fold among them), an ensemble and a student. A student learn
   has no held-out argument of its own; it learnt to imitate exactly these out-of-fold labels
   (its targets are the ensemble's out-of-fold probabilities centred on the run's thresholds), and
   on a run trained on the training set alone they matched its real rates on validation better
-  than its own rates on the arguments it learnt (benchmarks/README.md, "Findings"). Its text
+  than its own rates on the arguments it learnt (benchmarks/README.md, "From labels to findings"). Its text
   reading gets the same rates (no fold model reads texts alone).
 
 The estimator is chosen on the run's held-out folds (:func:`choose_method`: each fold's corrections

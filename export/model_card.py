@@ -30,8 +30,8 @@ INTENDED_USE = (
     "argument are outside what it was trained and checked on; expect lower and unmeasured quality there. A text "
     "longer than the max length is read in overlapping windows of about one argument's length (`score --long-text "
     "windows`, the default; each value's largest probability over the windows), which recovers most of what "
-    "scoring its parts alone finds (benchmarks/README.md, \"Long texts\"); `--long-text truncate` reads its first "
-    "max length only.",
+    "scoring its parts alone finds (benchmarks/README.md, \"Texts alone and long texts\"); `--long-text truncate` "
+    "reads its first max length only.",
     "Labels are subjective annotations by crowd workers; even the best systems of the shared task reach an official "
     "F1 of about 0.56 on its test set. Single predictions are often wrong: do not use them to judge or profile "
     "people, or for decisions about individuals.",
@@ -56,26 +56,54 @@ def training_data(manifest: dict, run: RunDir | None) -> dict | None:
     data = {"arguments": config.arguments, "labels": config.labels, "limit": config.limit}
     report = source.path / CV_REPORT_NAME
     if report.is_file():
-        data.update(json.loads(report.read_text()).get("data", {}))
+        record = json.loads(report.read_text())
+        data.update(record.get("data", {}))
+        thresholds = record.get("thresholds") or {}
+        crossfit = (thresholds.get("crossfit_f1") or {}).get(thresholds.get("strategy"))
+        if crossfit is not None:
+            data["out_of_fold_f1"] = crossfit
     return data
 
 
 def render_model_card(scoring: ScoringConfig, manifest: dict, training: dict | None, rates: dict | None = None) -> str:
-    sections = [_overview(scoring, manifest), _model(scoring, manifest), _data(training), _recipe(scoring),
-                _metrics(manifest.get("cv")), _per_value(rates), _thresholds(scoring, manifest), variants_section(manifest),
+    sections = [_overview(scoring, manifest, training), _model(scoring, manifest), _data(training), _recipe(scoring),
+                _metrics(manifest.get("cv"), training), _per_value(rates), _thresholds(scoring, manifest),
+                variants_section(manifest),
                 ["## Intended use and limits", "", *[f"- {line}" for line in INTENDED_USE]]]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
 
-def _overview(scoring: ScoringConfig, manifest: dict) -> list[str]:
+def _overview(scoring: ScoringConfig, manifest: dict, training: dict | None) -> list[str]:
+    texts = " (or a file of texts alone: `--text-column NAME`)" if TEXT in scoring.readings else ""
+    note = [manifest["package_note"], ""] if manifest.get("package_note") else []
     return [
         "# argvalues model: the human values behind arguments",
         "",
+        *note,
         f"Labels an argument with the {len(scoring.labels)} value categories of SemEval-2023 Task 4 "
-        f"(Touché23-ValueEval). Exported by argvalues {manifest['versions'].get('argvalues', '?')} on "
-        f"{manifest['created']}. Score a TSV of arguments with `score --model THIS_DIRECTORY FILE.tsv` "
-        "(ONNX Runtime, no PyTorch); `manifest.json` holds every check behind this card.",
+        f"(Touché23-ValueEval). {trained_and_judged_on(manifest, training)} Exported by argvalues "
+        f"{manifest['versions'].get('argvalues', '?')} on {manifest['created']}. Score a file of arguments{texts} "
+        "with `score --model THIS_DIRECTORY FILE` (ONNX Runtime, no PyTorch); `manifest.json` holds every check "
+        "behind this card.",
     ]
+
+
+def trained_and_judged_on(manifest: dict, training: dict | None) -> str:
+    """One sentence: what the model learnt and what its figures were measured on."""
+    cv = manifest.get("cv") or {}
+    rows = f"{training['rows']:,} labelled arguments" if training and "rows" in training else "labelled arguments"
+    files = (" (" + " + ".join(f"`{Path(path).name}`" for path in as_list(training["arguments"])) + ")"
+             if training and training.get("arguments") else "")
+    if (cv.get("validation") or {}).get("f1") is not None:
+        judged = f"judged on the {cv['validation']['rows']:,} arguments of the validation set, which it never saw"
+    elif training and training.get("out_of_fold_f1") is not None:
+        judged = ("judged out of fold only: no labelled argument was left out of it, so its figures are those of the "
+                  "fold models it was distilled from, each on the conclusions it had not learnt")
+    elif cv.get("summary"):
+        judged = "judged out of fold (each fold model on the conclusions it had not learnt)"
+    else:
+        judged = "not judged on held-out labels"
+    return f"Trained on {rows}{files}; {judged}."
 
 
 def _model(scoring: ScoringConfig, manifest: dict) -> list[str]:
@@ -102,8 +130,18 @@ def _model(scoring: ScoringConfig, manifest: dict) -> list[str]:
         f"- Reads: {reads}",
         f"- Output: a probability for each of the {len(scoring.labels)} labels; a label is predicted at or above "
         "its threshold (below)",
-        f"- ONNX model `{manifest['onnx']['file']}`, sha256 `{manifest['onnx']['sha256']}`",
+        *_onnx_files(manifest),
     ]
+
+
+def _onnx_files(manifest: dict) -> list[str]:
+    if manifest.get("onnx"):
+        return [f"- ONNX model `{manifest['onnx']['file']}`, sha256 `{manifest['onnx']['sha256']}`"]
+    held = [f"`{info['file']}` ({name}" + (f", sha256 `{info['sha256']}`" if info.get("sha256") else "") + ")"
+            for name, info in (manifest.get("variants") or {}).items()]
+    return [f"- ONNX model{'s' if len(held) > 1 else ''}: {'; '.join(held)}. The fp32 model "
+            f"{'they were' if len(held) > 1 else 'it was'} made from and judged against is not in this directory "
+            "(`manifest.json`, `reference`)"]
 
 
 def _data(training: dict | None) -> list[str]:
@@ -123,7 +161,7 @@ def _recipe(scoring: ScoringConfig) -> list[str]:
     return ["## Recipe", "", "| setting | value |", "| --- | --- |", *rows]
 
 
-def _metrics(cv: dict | None) -> list[str]:
+def _metrics(cv: dict | None, training: dict | None = None) -> list[str]:
     lines = ["## Metrics", "", "Official ValueEval scores (macro precision and recall over the labels, F1 their "
              "harmonic mean), at this model's thresholds."]
     if not cv:
@@ -142,6 +180,16 @@ def _metrics(cv: dict | None) -> list[str]:
     if validation:
         lines += ["", f"Validation set ({validation['rows']} arguments): official F1 **{validation['f1']:.4f}** "
                       f"(precision {validation['precision']:.4f}, recall {validation['recall']:.4f})."]
+    text = cv.get("validation_text")
+    if validation and text:
+        lines += ["", f"The same arguments' premises alone, as texts (`score --text-column`): official F1 "
+                      f"{text['f1']:.4f}."]
+    if not validation and training and training.get("out_of_fold_f1") is not None:
+        lines += ["", f"Out of fold: the fold models it was distilled from score **{training['out_of_fold_f1']:.4f}** "
+                      "(official F1 at thresholds chosen on the other folds, each fold on conclusions its model had not "
+                      "learnt). The model itself learnt every labelled argument, so no held-out figure of its own exists."]
+    if len(lines) == 3:
+        lines += ["", "No cross-validation or validation scores were recorded with this checkpoint."]
     return lines
 
 
@@ -196,7 +244,10 @@ def _thresholds(scoring: ScoringConfig, manifest: dict) -> list[str]:
 
 
 def variants_section(manifest: dict) -> list[str]:
-    parity = manifest["parity"]
+    held = "onnx" in manifest
+    parity = manifest["parity"] if held else manifest["reference"]["parity"]
+    fp32_file = manifest["onnx"]["file"] if held else "not in this directory"
+    fp32_picked = "yes (the reference)" if held else "no (the reference, not held)"
     lines = ["## Variants and their checks", "",
              "Each variant was scored with the scorer's own code on the run's held-out arguments and judged "
              "against fp32 there: the share of labels as fp32's, and the official F1 change with its 95% interval "
@@ -206,8 +257,8 @@ def variants_section(manifest: dict) -> list[str]:
              "the interval above -0.005.", "",
              "| variant | file | labels as fp32 | official F1 change (95%) | may be picked by default |",
              "| --- | --- | --- | --- | --- |",
-             f"| fp32 | {manifest['onnx']['file']} | PyTorch's within {parity['max_abs_difference']:.1e} on "
-             f"{parity['rows']} arguments | - | yes (the reference) |"]
+             f"| fp32 | {fp32_file} | PyTorch's within {parity['max_abs_difference']:.1e} on "
+             f"{parity['rows']} arguments | - | {fp32_picked} |"]
     for name, info in (manifest.get("variants") or {}).items():
         if name == "fp32":
             continue

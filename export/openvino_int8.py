@@ -10,7 +10,7 @@ On the default recipe's student (AMD EPYC, AVX512-VNNI + AVX512-BF16, 2,500 held
 arguments): 99.58% of labels as fp32's at 1.5x-1.6x OpenVINO's own bf16 on the same file; the
 first encoder layer left unquantized: 99.66% at 1.3x; ONNX Runtime's static int8 of every MatMul
 (the fastest int8 it has) held 97.6% of validation labels at 1.18x (benchmarks/README.md,
-"OpenVINO int8"). Export tries the recipes in :data:`RECIPES` in turn and keeps the first whose
+"Tried and not kept"). Export tries the recipes in :data:`RECIPES` in turn and keeps the first whose
 labels hold (:mod:`export.build_variants`).
 
 Calibration feeds hold rows of one token length each, unpadded: the ranges come from real tokens

@@ -13,7 +13,7 @@ import numpy as np
 #: Padded tokens per call on CUDA unless --batch-tokens says otherwise. On one H200 with MiniLM-L6
 #: (fp16) every budget from 8,192 to 131,072 scored at the same speed within 3% (the CPU stages
 #: limit there) and changed no label; 262,144 was 12% slower and took 7.9 GB of GPU memory, 65,536
-#: takes 2.7 GB (benchmarks/README.md, "Scoring on a GPU").
+#: takes 2.7 GB (benchmarks/README.md, "GPU").
 DEFAULT_CUDA_BATCH_TOKENS = 65_536
 
 

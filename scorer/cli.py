@@ -34,7 +34,7 @@ device_option = click.option(
 @model_option
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="One threshold for every label, instead of the model's own: those chosen at training on "
-                   "out-of-fold predictions (the packaged model's: 0.5 on each of its probabilities).")
+                   "out-of-fold predictions, and a text alone's own (--text-column).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Arguments per ONNX Runtime call (rows are sorted by length within a chunk first).")
 @click.option("--batch-tokens", type=click.IntRange(min=0), default=None,

@@ -138,7 +138,7 @@ class ScoringModel:
         # and 16). Static int8 has fixed scales, but ONNX Runtime's CPU kernels still round a row
         # differently with the number of rows in its call (a real MiniLM, AVX512-VNNI: up to 1.5e-7
         # in probability between calls of 1, 2, 3 and 64 rows of one token length, fp32 alike;
-        # benchmarks/README.md, "On an AVX512-VNNI and AVX512-BF16 CPU"). Both run one row per
+        # benchmarks/README.md, "Tried and not kept"). Both run one row per
         # call: every row then sees only itself, whatever --batch-size or chunking, and no row is
         # padded at all (static int8 paid 9% for it there).
         self.rows_per_call = 1 if self.variant in ("int8", STATIC_INT8) else None
@@ -152,7 +152,7 @@ class ScoringModel:
             pad_to_multiple = pad_multiple(self.config.variants.get(self.variant))
         self.pad_to_multiple = pad_to_multiple if self.equal_length_batches else 1
         # One row per call keeps few of an operator's threads busy; on the CPU such calls run side by
-        # side instead, one ONNX Runtime thread each (benchmarks/README.md, "Scoring on Ray": two
+        # side instead, one ONNX Runtime thread each (benchmarks/README.md, "Ray": two
         # single-threaded workers beat one two-threaded engine 1.47x on 2 cores; "Static int8 on an
         # AVX2 CPU": 1.19x-1.35x for static int8, with the same probabilities).
         cores = threads or len(os.sched_getaffinity(0)) or 1

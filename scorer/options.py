@@ -18,7 +18,7 @@ from scorer.windows import DEFAULT_MAX_WINDOWS, DEFAULT_WINDOW_TOKENS, LONG_TEXT
 OUTPUT_FORMATS = ("tsv", "csv", "jsonl", "parquet")
 DEFAULT_MODEL_DIR = "argvalues-model"
 MODEL_ENV = "ARGVALUES_MODEL"
-#: The model shipped in the package (README, "The packaged model"): score's model when neither
+#: The model shipped in the package (docs/model.md): score's model when neither
 #: --model, $ARGVALUES_MODEL nor ./argvalues-model names another.
 PACKAGED_MODEL_DIR = Path(argvalues.__file__).resolve().parent / "packaged_model"
 

@@ -128,7 +128,7 @@ def cuda_check() -> CudaCheck:
     package, version, built_for = _build_info(ort)
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return CudaCheck(False, f"a GPU is present, but {package} {version} has no CUDA provider; "
-                                f"for the GPU: {SWITCH_TO_GPU} (README, 'Scoring on a GPU')")
+                                f"for the GPU: {SWITCH_TO_GPU} (docs/gpu.md)")
     driver = driver_cuda_version()
     if driver is None:
         return CudaCheck(False, "a GPU is present, but the NVIDIA driver's library (libcuda.so.1) does not load")

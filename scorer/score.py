@@ -95,7 +95,7 @@ def scored_chunks(inputs: list[str], model: ScoringModel, options: ScoreOptions,
 
     With prefetching, reading, tokenizing and inference are three stages in three threads, each a
     chunk ahead of the next: on a GPU the reader (about 70k rows/s) and the tokenizer (about 42k)
-    sharing one thread held the whole run to about 26k rows/s (benchmarks/README.md, "Scoring on a GPU").
+    sharing one thread held the whole run to about 26k rows/s (benchmarks/README.md, "GPU").
     """
     prefetch = prefetch_default() if options.prefetch is None else options.prefetch
     chunks = _read_chunks(inputs, model, options, log)

@@ -588,49 +588,6 @@ def test_smoothing_gives_a_weight_read_by_two_inputs_a_scaled_copy_for_each(tmp_
     assert np.allclose(run(source), run(target), atol=1e-4, rtol=1e-5)
 
 
-def test_splitting_outliers_computes_the_same_and_gives_a_shared_weight_a_copy_for_each_reader(tmp_path):
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    from export.outliers import outlier_channels, split_outliers
-
-    rng = np.random.default_rng(2)
-    weights = {"w_query": rng.normal(0, 0.2, (8, 4)), "w_key": rng.normal(0, 0.2, (8, 4)),
-               "w_shared": rng.normal(0, 0.2, (8, 4))}
-    nodes = [helper.make_node("MatMul", ["x", "w_query"], ["y_q"], name="/query/MatMul"),
-             helper.make_node("MatMul", ["x", "w_key"], ["y_k"], name="/key/MatMul"),
-             helper.make_node("MatMul", ["x", "w_shared"], ["y_s"], name="/shared_x/MatMul"),
-             helper.make_node("MatMul", ["z", "w_shared"], ["y_z"], name="/shared_z/MatMul"),
-             helper.make_node("Sum", ["y_q", "y_k", "y_s", "y_z"], ["y"], name="sum")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 8])
-                                           for name in ("x", "z")],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
-                              [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()])
-    source, target = tmp_path / "plain.onnx", tmp_path / "split.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(source))
-    feed = {"x": rng.normal(0, 1, (32, 8)).astype(np.float32), "z": rng.normal(0, 1, (32, 8)).astype(np.float32)}
-    feed["x"][:, 3] *= 30  # an outlier channel in x; none in z
-    assert outlier_channels(np.abs(feed["x"]).max(axis=0), 4.0).tolist() == [3]
-
-    added = split_outliers(source, target, [feed], ratio=4.0)
-    assert added == ["/key/MatMul/Outliers/MatMul", "/query/MatMul/Outliers/MatMul", "/shared_x/MatMul/Outliers/MatMul"]
-    model = onnx.load(str(target))
-    onnx.checker.check_model(model)
-    initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
-    readers = {node.name: node for node in model.graph.node}
-    for name in ("/query/MatMul", "/key/MatMul", "/shared_x/MatMul"):
-        rest = initializers[readers[name].input[1]]
-        assert not rest[3].any() and np.count_nonzero(rest) == 7 * 4  # the outlier row is multiplied in fp32
-        assert initializers[name + "/Outliers.outlier_weight"].shape == (1, 4)
-    assert readers["/shared_z/MatMul"].input[1] == "w_shared"
-    np.testing.assert_array_equal(initializers["w_shared"], weights["w_shared"].astype(np.float32))  # z's, unchanged
-    run = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]  # noqa: E731
-    assert np.allclose(run(source), run(target), atol=1e-4, rtol=1e-5)
-    assert split_outliers(source, tmp_path / "skipped.onnx", [feed], ratio=4.0, skip=frozenset({"/key/MatMul"})) == \
-        []  # the three MatMuls reading x are one group: a quantizer leaving one fp32 leaves x unsplit
-
-
 @pytest.mark.parametrize("flags", [
     {"fp", "asimd", "asimdhp"},  # ARM (Graviton, Apple silicon under Linux)
     {"sse2", "sse4_2"},  # an old x86

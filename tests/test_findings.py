@@ -236,3 +236,19 @@ def test_the_readme_python_example_runs_as_written(monkeypatch, capsys):
     exec(compile(example, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "Universalism: objectivity" in printed and "prevalence" in printed
+
+
+def test_summarize_corrects_the_packaged_models_shares(tmp_path, monkeypatch):
+    from scorer.cli import score
+    from scorer.options import MODEL_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    scored = CliRunner().invoke(score, ["--keep-columns", "Stance", str(EXAMPLES / "to-score.tsv"), "-o", "scores.tsv"])
+    assert scored.exit_code == 0, scored.output
+    result = CliRunner().invoke(main, ["summarize", "scores.tsv", "--by", "Stance", "-o", "summary"])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(tmp_path / "summary" / "summary.csv", keep_default_na=False)
+    methods = set(summary["method"])
+    assert len(methods) == 1 and SHARE not in methods, f"the packaged model's rates correct every share: {methods}"
+    assert (summary["ci_low"] < summary["ci_high"]).all()

@@ -1,11 +1,14 @@
 """The model card export writes into a model directory (README.md), from the run's records."""
 
 import json
+import re
+import shutil
 
 from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 from argvalues.contract import LABELS, TEMPLATES
 from argvalues.model_config import ScoringConfig
+from export.compact import compact_model
 from export.model_card import MODEL_CARD_NAME, render_model_card
 from export.onnx import export_model
 
@@ -93,3 +96,47 @@ def test_export_of_a_run_writes_the_card_from_its_records(tmp_path):
     assert "Strategy: global, chosen on the run's out-of-fold predictions." in card
     sha256 = json.loads((tmp_path / "model" / "manifest.json").read_text())["onnx"]["sha256"]
     assert f"sha256 `{sha256}`" in card
+
+
+def test_the_card_says_in_one_sentence_what_the_model_learnt_and_was_judged_on():
+    training = {"arguments": ["/d/arguments-training.tsv", "/d/arguments-validation.tsv"], "labels": [],
+                "rows": 7289, "conclusions": 489,
+                "out_of_fold_f1": 0.4659}
+    student = manifest(cv={"distilled_from": ["runs/p"], "validation": {}})
+    card = render_model_card(scoring([0.5] * len(LABELS)), student, training)
+    assert ("Trained on 7,289 labelled arguments (`arguments-training.tsv` + `arguments-validation.tsv`); judged out "
+            "of fold only") in card
+    assert "the fold models it was distilled from score **0.4659**" in card
+    card = render_model_card(scoring([0.5] * len(LABELS)), manifest(), {**training, "rows": 5393})
+    assert "judged on the 1,896 arguments of the validation set, which it never saw." in card
+
+
+def test_a_directory_cut_to_one_variant_names_only_the_files_it_holds(tiny_exported, tmp_path):
+    from export.packaging import cut_model_dir
+    from scorer.model import ScoringModel
+
+    source = tmp_path / "exported"
+    shutil.copytree(tiny_exported, source)
+    compact_model(source / "model.onnx", source / "model_compact.onnx")
+    config = ScoringConfig.load(source)
+    config.variants["fp32-compact"] = {"file": "model_compact.onnx", "default_ok": True}
+    config.variants["int8"] = {"file": "model_quantized.onnx", "default_ok": True}  # named, absent from the cut
+    config.save(source)
+    record = json.loads((source / "manifest.json").read_text())
+    record["variants"]["fp32-compact"] = {"file": "model_compact.onnx", "checked_on": "cpu", "labels": 20,
+                                          "label_agreement": 1.0, "default_ok": True, "sha256": "cd" * 32}
+    (source / "manifest.json").write_text(json.dumps(record))
+
+    training = {"rows": 60, "conclusions": 9, "arguments": "a.tsv", "labels": "l.tsv"}
+    package = cut_model_dir(source, tmp_path / "package", ["model_compact.onnx"], training)
+    held = {path.name for path in package.iterdir()}
+    assert "model_compact.onnx" in held and "model.onnx" not in held
+    named = re.findall(r"model[\w.]*\.onnx", "\n".join((package / name).read_text()
+                                                      for name in ("argvalues.json", "manifest.json", "README.md")))
+    assert named and set(named) <= held, f"names files the package lacks: {set(named) - held}"
+    cut = json.loads((package / "manifest.json").read_text())
+    assert cut["reference"]["sha256"] == record["onnx"]["sha256"] and "onnx" not in cut
+    assert "| fp32 | not in this directory |" in (package / "README.md").read_text()
+    model = ScoringModel(package, device="cpu")
+    assert model.variant == "fp32-compact"
+    assert not (tmp_path / "package").with_name(".package").exists() and len(list(tmp_path.iterdir())) == 2

@@ -287,7 +287,7 @@ def test_the_packaged_model_labels_real_arguments(tmp_path, monkeypatch):
     from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR
 
     assert not (PACKAGED_MODEL_DIR / "model.onnx").exists()
-    assert sum(p.stat().st_size for p in PACKAGED_MODEL_DIR.iterdir()) < 50 * 2**20
+    assert sum(p.stat().st_size for p in PACKAGED_MODEL_DIR.iterdir()) <= 70e6  # package_static_int8.MAX_PACKAGE_MB
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(MODEL_ENV, raising=False)
     result = CliRunner().invoke(score, [str(EXAMPLES / "to-score.tsv")])
@@ -296,6 +296,29 @@ def test_the_packaged_model_labels_real_arguments(tmp_path, monkeypatch):
     labels = read_output(io.StringIO(result.stdout))[LABELS]
     # A trained model: some labels, not all and not none (a random head marks everything or nothing).
     assert 0 < labels.to_numpy().mean() < 0.5 and labels.sum(axis=1).gt(0).mean() > 0.5
+
+
+def test_the_packaged_model_reads_texts_alone_and_its_records_name_only_files_it_holds(tmp_path, monkeypatch):
+    import re
+
+    from argvalues.model_config import TEXT, ScoringConfig
+    from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR
+
+    held = {path.name for path in PACKAGED_MODEL_DIR.iterdir()}
+    records = "\n".join((PACKAGED_MODEL_DIR / name).read_text() for name in ("argvalues.json", "manifest.json", "README.md"))
+    named = set(re.findall(r"model[\w.]*\.onnx", records))
+    assert named and named <= held, f"the packaged model's records name files it lacks: {named - held}"
+    config = ScoringConfig.load(PACKAGED_MODEL_DIR)
+    assert TEXT in config.readings and config.text_thresholds is not None
+    assert (PACKAGED_MODEL_DIR / "error-rates.json").is_file()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    result = CliRunner().invoke(score, ["--text-column", "text", "--id-column", "id", "--keep-columns", "source",
+                                        str(EXAMPLES / "texts.csv")])
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(io.StringIO(result.stdout), sep="\t", dtype={"Argument ID": str})
+    assert list(scores.columns) == ["Argument ID", "source", *LABELS]
+    assert scores["Argument ID"].str.startswith("post-").any() and scores[LABELS].to_numpy().sum() > 0
 
 
 def test_a_directory_with_only_some_variants_runs_one_it_holds():

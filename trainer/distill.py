@@ -64,7 +64,7 @@ class DistillConfig:
     validation_labels: str | None = None
     # What the student starts from. None: the run's best fold model, encoder and head (+0.010 on
     # validation against a fresh head on the base model for the default recipe's student:
-    # benchmarks/README.md, "Recipe levers on this CPU"); a base model starts it afresh.
+    # benchmarks/README.md, "Tried and not kept"); a base model starts it afresh.
     model: str | None = None
     # The student trains like a fold model unless told otherwise.
     epochs: int = TrainConfig.epochs
@@ -129,7 +129,7 @@ def text_reading_thresholds(checkpoint: Path, arguments: pd.DataFrame, scoring: 
     arguments learnt as the whole arguments get at the student's thresholds. A premise alone says
     less, so the student is less sure of it; at the same thresholds it labels fewer values, and
     recall falls (on validation, a training-only run: official F1 0.4657 at the same thresholds,
-    0.4693 matched, whole arguments 0.4727; benchmarks/README.md, "Any text, any length"). Label-free:
+    0.4693 matched, whole arguments 0.4727; benchmarks/README.md, "Texts alone and long texts"). Label-free:
     it uses no gold label, only the two readings of the same arguments."""
     from argvalues.metrics import matched_thresholds
     from trainer.evaluation import checkpoint_probabilities
