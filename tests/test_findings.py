@@ -251,4 +251,6 @@ def test_summarize_corrects_the_packaged_models_shares(tmp_path, monkeypatch):
     summary = pd.read_csv(tmp_path / "summary" / "summary.csv", keep_default_na=False)
     methods = set(summary["method"])
     assert len(methods) == 1 and SHARE not in methods, f"the packaged model's rates correct every share: {methods}"
-    assert (summary["ci_low"] < summary["ci_high"]).all()
+    assert ((summary["ci_low"] <= summary["prevalence"] + 1e-9) & (summary["prevalence"] <= summary["ci_high"] + 1e-9)).all()
+    labelled = summary[summary["share"] > 0]
+    assert len(labelled) and (labelled["ci_low"] < labelled["ci_high"]).all()  # a scaled share carries the ratio's spread
