@@ -164,6 +164,7 @@ def _recipe(scoring: ScoringConfig) -> list[str]:
 def _metrics(cv: dict | None, training: dict | None = None) -> list[str]:
     lines = ["## Metrics", "", "Official ValueEval scores (macro precision and recall over the labels, F1 their "
              "harmonic mean), at this model's thresholds."]
+    header = len(lines)
     if not cv:
         return lines + ["", "No cross-validation or validation scores were recorded with this checkpoint."]
     chosen = (cv.get("summary") or {}).get("at_chosen_thresholds")
@@ -188,7 +189,7 @@ def _metrics(cv: dict | None, training: dict | None = None) -> list[str]:
         lines += ["", f"Out of fold: the fold models it was distilled from score **{training['out_of_fold_f1']:.4f}** "
                       "(official F1 at thresholds chosen on the other folds, each fold on conclusions its model had not "
                       "learnt). The model itself learnt every labelled argument, so no held-out figure of its own exists."]
-    if len(lines) == 3:
+    if len(lines) == header:
         lines += ["", "No cross-validation or validation scores were recorded with this checkpoint."]
     return lines
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from argvalues.error_rates import read_error_rates
 from argvalues.model_config import ScoringConfig
-from argvalues.variants import FP32, VARIANT_FILES, onnx_files
+from argvalues.variants import EXTERNAL_DATA_SUFFIXES, FP32, VARIANT_FILES, onnx_files
 from export.model_card import MODEL_CARD_NAME, render_model_card
-
-MANIFEST_NAME = "manifest.json"
+from export.onnx import MANIFEST_NAME
 
 
 def held_variants(model_dir: Path, variants: dict) -> dict:
@@ -73,12 +72,16 @@ def cut_model_dir(source: Path, target: Path, keep: list[str], training: dict | 
     if missing:
         raise FileNotFoundError(f"{source} has no {', '.join(missing)}")
     target.parent.mkdir(parents=True, exist_ok=True)
+    onnx_suffixes = (".onnx", *(".onnx" + suffix for suffix in EXTERNAL_DATA_SUFFIXES))
     staged = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    for path in source.iterdir():
-        is_onnx = path.suffix == ".onnx" or path.name.endswith((".onnx.data", ".onnx_data"))
-        if path.is_file() and (not is_onnx or path.name in kept):
-            shutil.copy2(path, staged / path.name)
-    keep_held_files(staged, training, note)
+    try:
+        for path in source.iterdir():
+            if path.is_file() and (not path.name.endswith(onnx_suffixes) or path.name in kept):
+                shutil.copy2(path, staged / path.name)
+        keep_held_files(staged, training, note)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)  # nothing half-made is left beside the target
+        raise
     staged.chmod(0o755)
     if target.exists():
         shutil.rmtree(target)

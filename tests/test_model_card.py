@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 
+import pytest
 from tiny_models import EXAMPLES, fake_run, make_checkpoint
 
 from argvalues.contract import LABELS, TEMPLATES
@@ -140,3 +141,14 @@ def test_a_directory_cut_to_one_variant_names_only_the_files_it_holds(tiny_expor
     model = ScoringModel(package, device="cpu")
     assert model.variant == "fp32-compact"
     assert not (tmp_path / "package").with_name(".package").exists() and len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_cut_that_would_hold_no_model_its_records_name_fails_and_leaves_nothing(tiny_exported, tmp_path):
+    from export.packaging import cut_model_dir
+
+    source = tmp_path / "exported"
+    shutil.copytree(tiny_exported, source)
+    (source / "model_other.onnx").write_bytes(b"not named by any record")
+    with pytest.raises(ValueError, match="holds none of the ONNX files its records name"):
+        cut_model_dir(source, tmp_path / "package", ["model_other.onnx"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["exported"]
