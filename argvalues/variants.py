@@ -16,11 +16,12 @@ from pathlib import Path
 from argvalues.errors import ModelDirError
 
 FP32 = "fp32"
+DYNAMIC_INT8 = "int8"
 STATIC_INT8 = "int8-static"
 BF16 = "bf16"
 OPENVINO_INT8 = "int8-openvino"
 COMPACT = "fp32-compact"
-VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_quantized.onnx",
+VARIANT_FILES = {FP32: "model.onnx", "optimized": "model_optimized.onnx", DYNAMIC_INT8: "model_quantized.onnx",
                  STATIC_INT8: "model_static_int8.onnx", BF16: "model.onnx", "fp16": "model_fp16.onnx",
                  COMPACT: "model_compact.onnx", OPENVINO_INT8: "model_int8_openvino.onnx"}
 #: Variants run by OpenVINO (a base dependency where it publishes wheels); the rest by ONNX Runtime.
@@ -43,14 +44,15 @@ def onnx_files(onnx_path: Path) -> list[Path]:
 
 
 #: Preference order when the scorer picks a variant for a provider on a machine the export did not
-#: measure (see :func:`pick_variant`).
+#: measure (see :func:`pick_variant`; :func:`preference` puts dynamic int8 first where int8 products
+#: saturate).
 #: OpenVINO's int8 first: 1.4x-1.6x OpenVINO's own bf16 on an AVX512-VNNI + AVX512-BF16 CPU
 #: (benchmarks/README.md, "Scoring speed"). The compact file runs at fp32's speed: it comes last, for
 #: directories without model.onnx.
-PREFERENCE = {"cpu": [OPENVINO_INT8, BF16, STATIC_INT8, "int8", "optimized", FP32, COMPACT],
+PREFERENCE = {"cpu": [OPENVINO_INT8, BF16, STATIC_INT8, DYNAMIC_INT8, "optimized", FP32, COMPACT],
               "cuda": ["fp16", "optimized", FP32, COMPACT]}
 #: The variants each device can run at all (fp16 needs CUDA; the rest run on the CPU provider).
-DEVICE_VARIANTS = {"cpu": [FP32, "optimized", "int8", STATIC_INT8, BF16, OPENVINO_INT8, COMPACT],
+DEVICE_VARIANTS = {"cpu": [FP32, "optimized", DYNAMIC_INT8, STATIC_INT8, BF16, OPENVINO_INT8, COMPACT],
                    "cuda": [FP32, "optimized", "fp16", COMPACT]}
 #: OpenVINO's performance hints: export times its variants with each, and the scorer runs the one
 #: measured fastest on this machine, else the first. Measured (AMD EPYC, 2 cores, int8-openvino):
@@ -155,12 +157,24 @@ def pad_multiple(info: dict | None) -> int:
     return value
 
 
+def preference(device: str, flags: set[str] | None = None) -> list[str]:
+    """:data:`PREFERENCE` for ``device`` on this CPU. Without VNNI or AMX, dynamic int8 (7-bit weights,
+    exact there) before static int8 (uint8 weights, more of the graph kept fp32): 1.28x against 1.07x
+    fp32's speed on the packaged model (AVX2, benchmarks/README.md, "AMD EPYC, AVX2 only"). With VNNI
+    or AMX static int8 stays first: its int8 weights are exact there."""
+    order = list(PREFERENCE[device])
+    if device == "cpu" and int8_products_saturate(flags):
+        order.remove(DYNAMIC_INT8)
+        order.insert(order.index(STATIC_INT8), DYNAMIC_INT8)
+    return order
+
+
 def pick_variant(variants: dict, provider: str, requested: str = "auto", machine: str | None = None,
                  available: set[str] | None = None) -> str:
     """The variant to run: ``requested``, or the fastest one for the provider whose labels held at export.
 
     Fastest by the export's own measurement when it was made on this machine (same CPU, flags and
-    cores); elsewhere by :data:`PREFERENCE`. ``available``: variants this process can run (``bf16``
+    cores); elsewhere by :func:`preference`. ``available``: variants this process can run (``bf16``
     needs OpenVINO and a bfloat16 CPU) and the model directory holds; default all.
     """
     if requested != "auto":
@@ -173,12 +187,12 @@ def pick_variant(variants: dict, provider: str, requested: str = "auto", machine
         usable.remove(COMPACT)
     if not usable:  # a directory without model.onnx that holds only variants export did not pick: run those
         # (on CUDA too: the packaged model ships int8 alone; ONNX Runtime runs what CUDA cannot on the CPU)
-        return next((name for name in PREFERENCE[device] + PREFERENCE["cpu"] if name in available), FP32)
+        return next((name for name in preference(device) + preference("cpu") if name in available), FP32)
     machine = machine or machine_signature()
     speeds = {name: (variants.get(name) or {}).get("rows_per_second", {}) for name in usable}
     if device == "cpu" and all(isinstance(s, dict) and s.get(machine) for s in speeds.values()):
         return max(usable, key=lambda name: speeds[name][machine])
-    for name in PREFERENCE[device]:
+    for name in preference(device):
         if name in usable:
             return name
     return FP32

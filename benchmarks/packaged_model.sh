@@ -3,11 +3,12 @@
 # (docs/training.md) on every labelled argument (the official training and validation sets, folds
 # grouped by conclusion over both), then its student exported with the compact variant (fp32
 # arithmetic on fp16-stored weights: 45 MB where model.onnx is 90 MB). The package keeps the compact
-# file alone (export.packaging: its records then name only what it holds), or, where its labels hold,
-# the static int8 variant made from it (benchmarks/package_static_int8.py), and beside it, on a CPU
-# with VNNI or AMX, OpenVINO's int8 (int8-openvino) where its labels hold too; the package stays
-# within 70 MB. Run it on such a CPU to ship both (the GPU machine's CPU is one). About two and a
-# half hours on a 2-core CPU; `--resume` keeps the finished folds of an interrupted run.
+# file alone (export.packaging: its records then name only what it holds), or, where their labels
+# hold, the int8 variants made from it (benchmarks/package_int8.py): the fastest here of dynamic and
+# static int8, then, on a CPU with VNNI or AMX, OpenVINO's int8 (int8-openvino), then the other, while
+# the package stays within 70 MB. Run it on such a CPU to ship int8-openvino (the GPU machine's CPU
+# is one). About two and a half hours on a 2-core CPU; `--resume` keeps the finished folds and
+# student of an interrupted run.
 # Usage: bash benchmarks/packaged_model.sh [DATA_DIR] [RUN_DIR] [PACKAGE_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/valueeval23}
@@ -36,5 +37,5 @@ note = ("**The model packaged with argvalues**: `score`'s model when neither `--
 cut_model_dir(run / "model", package, ["model_compact.onnx"], training_data(manifest, RunDir(run)), note)
 PY
 du -sh "$PACKAGE"
-# Static int8 in place of the compact file where its labels hold (made and judged there: its docstring says how).
-"$BIN/python" benchmarks/package_static_int8.py "$PACKAGE" --data "$DATA"
+# int8 in place of the compact file where its labels hold (made and judged there: its docstring says how).
+"$BIN/python" benchmarks/package_int8.py "$PACKAGE" --data "$DATA"

@@ -23,8 +23,8 @@ then `score` with its defaults against the peer scripts in benchmarks/peers/ (th
 Optimum's ORTModel, OpenVINO), interleaved, --repeats times each.
 
 Then peak RSS of the `score` command on generated files of each --memory-rows size, with a tiny
-random model (memory does not depend on it): its default variant, and each OpenVINO variant this
-machine runs (a runtime of its own).
+random model (memory does not depend on it): its default variant, dynamic int8 (the packaged
+model's), and each OpenVINO variant this machine runs (a runtime of its own).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def openvino_method(model_dir: Path, arguments, batch_size: int):
     import openvino
 
     from scorer.model import ScoringModel
+    from scorer.windows import row_probabilities
 
     tokenizing = ScoringModel(model_dir, device="cpu", variant="fp32")
     core = openvino.Core()
@@ -105,11 +106,12 @@ def openvino_method(model_dir: Path, arguments, batch_size: int):
     precision = compiled.get_property("INFERENCE_PRECISION_HINT")
 
     def run():
-        out = np.empty((len(arguments), len(LABELS)), dtype=np.float32)
-        for rows, feeds in tokenizing.prepare(arguments, batch_size):
+        prepared = tokenizing.prepare(arguments, batch_size)
+        out = np.empty((int(prepared.windows_per_row.sum()), len(LABELS)), dtype=np.float32)
+        for rows, feeds in prepared:  # rows: window positions (a long argument is read in windows)
             logits = request.infer({k: v for k, v in feeds.items() if k in names})[compiled.outputs[0]]
             out[rows] = 1 / (1 + np.exp(-logits))
-        return out
+        return row_probabilities(out, prepared.windows_per_row)
 
     run.precision = str(precision)
     return run
@@ -340,10 +342,11 @@ def main() -> None:
             export_model(tiny, Path(folder) / "tiny-model", ExportOptions(variants=default_variants()),
                          log=lambda _: None)
             picked = ScoringModel(Path(folder) / "tiny-model", device="cpu").variant
-            # OpenVINO's variants too: a runtime of their own, which compiles kernels per input shape
-            variants = [picked] + [name for name in sorted(usable_variants(OPENVINO_VARIANTS)) if name != picked]
-            print(f"\npeak RSS of `score` (tiny random BERT: its default variant {picked}, and OpenVINO's; memory, "
-                  "not speed)")
+            # dynamic int8 (the packaged model's variant) and OpenVINO's variants too: the latter a runtime of
+            # their own, which compiles kernels per input shape
+            variants = list(dict.fromkeys([picked, "int8", *sorted(usable_variants(OPENVINO_VARIANTS))]))
+            print(f"\npeak RSS of `score` (tiny random BERT: its default variant {picked}, dynamic int8 and OpenVINO's; "
+                  "memory, not speed)")
             for variant in variants:
                 for count in args.memory_rows:
                     rss, seconds = peak_rss_of_score(Path(folder) / "tiny-model", count, Path(folder), variant)

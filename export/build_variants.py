@@ -3,10 +3,8 @@
 (Which variants a model directory may hold and which one the scorer runs: :mod:`argvalues.variants`.)
 
 - ``optimized``: Optimum's ``ORTOptimizer`` at level O2 (attention, GELU and layer-norm fusions).
-- ``int8``: Optimum's ``ORTQuantizer``, dynamic int8 with per-channel weights, for the instruction
-  set this CPU has (AVX512-VNNI, AVX512, AVX2 or ARM64). It quantizes the plain fp32 graph: Optimum
-  2.1 cannot quantize its own O2 graph (it needs onnxruntime's ``DefaultTensorType`` option, which
-  ``ORTQuantizer`` does not pass on), and ONNX Runtime fuses the int8 graph itself when it loads.
+- ``int8``: dynamic int8 of the smoothed fp32 graph, int8 weights in a 7-bit range that no CPU's
+  int8 products saturate (:mod:`export.calibration`); one row per call, the calls side by side.
 - ``int8-static``: static int8 with calibrated activation ranges (:mod:`export.calibration`); one row per
   call, the calls side by side (:class:`scorer.model.ScoringModel`).
 - ``bf16``: OpenVINO running ``model.onnx`` at bfloat16 (:mod:`scorer.runtimes`); no file of its own.
@@ -27,7 +25,6 @@ when it runs on the machine that measured, and falls back to an order by CPU fea
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +38,7 @@ from argvalues.variants import (
     BF16,
     COMPACT,
     DEVICE_VARIANTS,
+    DYNAMIC_INT8,
     FP32,
     OPENVINO_HINTS,
     OPENVINO_INT8,
@@ -49,27 +47,12 @@ from argvalues.variants import (
     STATIC_INT8,
     VARIANT_FILES,
     bf16_capable,
-    cpu_flags,
     installed,
     machine_signature,
     openvino_int8_capable,
 )
 from export.heldout import HeldOut
 from export.judging import judge_variant
-
-
-def quantization_config():
-    """Optimum's dynamic int8 config for the best instruction set this machine has."""
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    flags = cpu_flags()
-    if platform.machine().lower() in ("arm64", "aarch64"):
-        return "arm64", AutoQuantizationConfig.arm64(is_static=False, per_channel=True)
-    if "avx512_vnni" in flags:
-        return "avx512_vnni", AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
-    if "avx512f" in flags:
-        return "avx512", AutoQuantizationConfig.avx512(is_static=False, per_channel=True)
-    return "avx2", AutoQuantizationConfig.avx2(is_static=False, per_channel=True)
 
 
 def make_optimized(model_dir: Path) -> dict:
@@ -79,16 +62,6 @@ def make_optimized(model_dir: Path) -> dict:
     ORTOptimizer.from_pretrained(model_dir).optimize(AutoOptimizationConfig.O2(), save_dir=model_dir,
                                                       file_suffix="optimized")
     return {"how": "Optimum ORTOptimizer, level O2 (CPU)"}
-
-
-def make_int8(model_dir: Path) -> dict:
-    from optimum.onnxruntime import ORTQuantizer
-
-    instruction_set, config = quantization_config()
-    ORTQuantizer.from_pretrained(model_dir, file_name=VARIANT_FILES[FP32]).quantize(config, save_dir=model_dir,
-                                                                                    file_suffix="quantized")
-    return {"how": f"Optimum ORTQuantizer, dynamic int8, per-channel weights, {instruction_set}",
-            "instruction_set": instruction_set}
 
 
 def make_fp16(model_dir: Path) -> dict:
@@ -108,7 +81,7 @@ def make_compact(model_dir: Path) -> dict:
     return make_compact(model_dir)
 
 
-MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8": make_int8, "fp16": make_fp16,
+MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "fp16": make_fp16,
                                              COMPACT: make_compact}
 
 
@@ -117,7 +90,8 @@ MAKERS: dict[str, Callable[[Path], dict]] = {"optimized": make_optimized, "int8"
 #: where its labels held). OpenVINO's ones need OpenVINO (a base dependency where it has wheels) and NNCF for int8.
 def default_variants() -> tuple[str, ...]:
     openvino_int8 = openvino_int8_capable() and installed("nncf")
-    return (STATIC_INT8,) + ((BF16,) if bf16_capable() else ()) + ((OPENVINO_INT8,) if openvino_int8 else ()) + ("fp16",)
+    return ((DYNAMIC_INT8, STATIC_INT8) + ((BF16,) if bf16_capable() else ())
+            + ((OPENVINO_INT8,) if openvino_int8 else ()) + ("fp16",))
 
 
 #: Rows timed in the second, interleaved pass (the first pass times the whole held-out set).
@@ -142,6 +116,10 @@ def _make(name: str, staging: Path, held_out: HeldOut, recipe: int = 0) -> dict:
         from export.calibration import make_static_int8
 
         return make_static_int8(staging, held_out.calibration)
+    if name == DYNAMIC_INT8:
+        from export.calibration import make_dynamic_int8
+
+        return make_dynamic_int8(staging, held_out.calibration)
     if name == BF16:
         import openvino
 

@@ -17,8 +17,9 @@ from export.onnx import DEFAULT_ATOL, DEFAULT_OUTPUT
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: Optimum's choice).")
 @click.option("--optimize", is_flag=True, help="Also write an O2-optimized graph (Optimum ORTOptimizer: fused "
                                                 "attention, GELU and layer norm).")
-@click.option("--quantize", is_flag=True, help="Also write a dynamic int8 model for this CPU's instruction set "
-                                                "(Optimum ORTQuantizer, per-channel weights).")
+@click.option("--quantize", is_flag=True, help="Also write a dynamic int8 model (ONNX Runtime, smoothed, int8 "
+                                                "weights in a 7-bit range, whose products are exact on every CPU; "
+                                                "one row per call).")
 @click.option("--fp16", is_flag=True, help="Also write an fp16 model for the CUDA provider (Optimum O4).")
 @click.option("--static-int8", is_flag=True, help="Also write a static int8 model (ONNX Runtime QDQ, activation "
                                                    "ranges calibrated on the run's training arguments; fixed scales, so "
@@ -44,7 +45,7 @@ def export(source, output, atol, opset, optimize, quantize, fp16, static_int8, b
 
     The ONNX model is checked against PyTorch on held-out arguments; beyond --atol the export
     fails and nothing is written. With no variant flag it also writes the variants that can run
-    faster here (static int8; with OpenVINO, its int8 on a CPU with VNNI or AMX and
+    faster here (dynamic and static int8; with OpenVINO, its int8 on a CPU with VNNI or AMX and
     its bf16 on one with AMX-BF16 or AVX512-BF16; fp16 for CUDA).
     Each variant is judged against fp32 on every argument the run held out from the checkpoint:
     'score' runs the fastest (as measured here) whose labels agree with fp32's on at least 99.5%

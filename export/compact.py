@@ -21,6 +21,9 @@ MIN_ELEMENTS = 1024
 #: Operators whose parameters stay as they are: a quantized graph's scales must stay constants for
 #: ONNX Runtime to fuse its QDQ pairs into int8 kernels.
 QDQ_OPERATORS = {"QuantizeLinear", "DequantizeLinear"}
+#: How ONNX Runtime's quantizers name a weight's quantization parameters; dynamic int8 multiplies by
+#: its scales in plain Mul nodes, and fp16 would round them.
+QUANTIZATION_SUFFIXES = ("_scale", "_zero_point")
 #: What the compact format names: each narrowed weight ``NAME.fp16``, the cast that widens it ``NAME.widen``.
 NARROWED_SUFFIX, WIDEN_SUFFIX = ".fp16", ".widen"
 
@@ -38,7 +41,7 @@ def compact_model(source: Path, target: Path) -> int:
     widen = []
     for tensor in model.graph.initializer:
         if (tensor.data_type != TensorProto.FLOAT or int(np.prod(tensor.dims)) < MIN_ELEMENTS
-                or tensor.name in quantization):
+                or tensor.name in quantization or tensor.name.endswith(QUANTIZATION_SUFFIXES)):
             continue
         name = tensor.name
         narrow = numpy_helper.to_array(tensor).astype(np.float16)

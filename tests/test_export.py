@@ -121,7 +121,7 @@ def test_every_variant_is_written_and_checked_against_pytorch(with_variants):
         assert check["sha256"] == hashlib.sha256((model_dir / file).read_bytes()).hexdigest()
         assert check["rows"] == 4 and check["labels"] == 80 and "max_abs_difference" in check
     assert manifest["variants"]["optimized"]["max_abs_difference"] < 1e-4
-    assert manifest["variants"]["int8"]["instruction_set"] in ("avx2", "avx512", "avx512_vnni", "arm64")
+    assert manifest["variants"]["int8"]["weights"] == "int8-7bit"
     scoring = json.loads((model_dir / "argvalues.json").read_text())
     assert set(scoring["variants"]) == {"fp32", "optimized", "int8", "fp16"}
 
@@ -167,11 +167,34 @@ def test_a_missing_variant_is_a_clear_error(tmp_path):
         ScoringModel(tmp_path / "model", device="cpu", variant="int8")
 
 
-def test_variant_preference_by_provider():
-    from argvalues.variants import pick_variant
+def test_int8_keeps_the_gelu_readers_and_the_first_layer_fp32_and_its_weights_in_7_bits(with_variants):
+    """Weights in [-64, 64]: AVX2's vpmaddubsw adds two uint8-by-int8 products in int16, and
+    255 * 64 * 2 stays below 2**15, so the file computes the same products on every CPU."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    from export.calibration import DYNAMIC_FP32_LAYER_SHARE, after_gelu, in_first_layers
+
+    _, model_dir, manifest = with_variants
+    fp32 = onnx.load(str(model_dir / "model.onnx"))
+    kept = set(after_gelu(fp32)) | set(in_first_layers(fp32, DYNAMIC_FP32_LAYER_SHARE))
+    assert kept and sorted(kept) == manifest["variants"]["int8"]["kept_fp32"]
+    int8 = onnx.load(str(model_dir / "model_quantized.onnx"))
+    assert {node.name for node in int8.graph.node if node.op_type == "MatMul"} >= kept  # still plain fp32 MatMuls
+    assert sum(node.op_type == "MatMulInteger" for node in int8.graph.node) > 0
+    weights = [numpy_helper.to_array(t) for t in int8.graph.initializer if t.data_type == TensorProto.INT8 and len(t.dims) == 2]
+    assert weights and min(w.min() for w in weights) >= -64 and max(w.max() for w in weights) <= 64
+
+
+def test_variant_preference_by_provider_and_cpu():
+    from argvalues.variants import STATIC_INT8, pick_variant, preference
 
     every = {name: {"default_ok": True} for name in ("optimized", "int8", "fp16")}
     assert pick_variant(every, "CPUExecutionProvider") == "int8"
+    # where int8 products saturate (AVX2), dynamic int8 (7-bit weights) before static; with VNNI, static first
+    avx2, vnni = preference("cpu", {"avx2", "fma"}), preference("cpu", {"avx2", "avx512_vnni"})
+    assert avx2.index("int8") < avx2.index(STATIC_INT8) and vnni.index(STATIC_INT8) < vnni.index("int8")
+    assert sorted(avx2) == sorted(vnni) and preference("cuda", {"avx2"})[0] == "fp16"
     assert pick_variant(every, "CUDAExecutionProvider") == "fp16"
     assert pick_variant({**every, "fp16": {"default_ok": False}}, "CUDAExecutionProvider") == "optimized"
     assert pick_variant({}, "CUDAExecutionProvider") == "fp32"

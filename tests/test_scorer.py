@@ -1,6 +1,7 @@
 import gzip
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -283,24 +284,26 @@ def test_without_a_model_score_uses_the_packaged_one(tmp_path, monkeypatch):
 
 
 def test_the_packaged_model_labels_real_arguments(tmp_path, monkeypatch):
-    # It ships its static int8 variant alone (no model.onnx): the scorer runs what the directory holds.
+    # It ships int8 variants alone (no model.onnx): the scorer runs one the directory holds.
+    from argvalues.model_config import ScoringConfig
+    from argvalues.variants import VARIANT_FILES
     from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR
 
     assert not (PACKAGED_MODEL_DIR / "model.onnx").exists()
-    assert sum(p.stat().st_size for p in PACKAGED_MODEL_DIR.iterdir()) <= 70e6  # package_static_int8.MAX_PACKAGE_MB
+    assert sum(p.stat().st_size for p in PACKAGED_MODEL_DIR.iterdir()) <= 70e6  # package_int8.MAX_PACKAGE_MB
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(MODEL_ENV, raising=False)
     result = CliRunner().invoke(score, [str(EXAMPLES / "to-score.tsv")])
     assert result.exit_code == 0, result.output
-    assert "int8-static variant" in result.stderr and "packaged_model" in result.stderr
+    held = {name for name in ScoringConfig.load(PACKAGED_MODEL_DIR).variants
+            if (PACKAGED_MODEL_DIR / VARIANT_FILES[name]).is_file()}
+    assert held and re.search(r"(\S+) variant", result.stderr)[1] in held and "packaged_model" in result.stderr
     labels = read_output(io.StringIO(result.stdout))[LABELS]
     # A trained model: some labels, not all and not none (a random head marks everything or nothing).
     assert 0 < labels.to_numpy().mean() < 0.5 and labels.sum(axis=1).gt(0).mean() > 0.5
 
 
 def test_the_packaged_model_reads_texts_alone_and_its_records_name_only_files_it_holds(tmp_path, monkeypatch):
-    import re
-
     from argvalues.model_config import TEXT, ScoringConfig
     from scorer.options import MODEL_ENV, PACKAGED_MODEL_DIR
 
