@@ -25,6 +25,8 @@ its integer products are exact on AVX2 as on VNNI or AMX, so it runs as it was j
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import tempfile
 from pathlib import Path
@@ -84,6 +86,19 @@ def in_first_layers(model, share: float = FP32_LAYER_SHARE) -> list[str]:
               if node.op_type == "MatMul" and (index := LAYER_INDEX.search(node.name))}
     count = int((max(layers.values()) + 1) * share) if layers else 0
     return sorted(name for name, layer in layers.items() if layer < count)
+
+
+@contextlib.contextmanager
+def quantizer_advice_muted():
+    """ONNX Runtime's quantizers advise "pre-processing" on the root logger at every call; the
+    advice is for convolution models and, in ``argvalues export``'s output, only noise."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def feed_reader(feeds: list[dict]):
@@ -152,10 +167,11 @@ def make_dynamic_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
         # reduce_range: weights in [-64, 64], so that AVX2's vpmaddubsw, which adds two uint8-by-int8
         # products in int16, stays below 2**15 (255 * 64 * 2): the products are exact on every CPU.
         # Full-range int8 weights saturate there (98.28% of labels against 98.64%, every MatMul quantized).
-        quantize_dynamic(str(smoothed), str(model_dir / VARIANT_FILES[DYNAMIC_INT8]), weight_type=QuantType.QInt8,
-                         per_channel=True, reduce_range=True, op_types_to_quantize=QUANTIZED_OPERATORS,
-                         nodes_to_exclude=kept_fp32, extra_options={"MatMulConstBOnly": True},
-                         use_external_data_format=len(onnx_files(source)) > 1)
+        with quantizer_advice_muted():
+            quantize_dynamic(str(smoothed), str(model_dir / VARIANT_FILES[DYNAMIC_INT8]), weight_type=QuantType.QInt8,
+                             per_channel=True, reduce_range=True, op_types_to_quantize=QUANTIZED_OPERATORS,
+                             nodes_to_exclude=kept_fp32, extra_options={"MatMulConstBOnly": True},
+                             use_external_data_format=len(onnx_files(source)) > 1)
     return {"how": f"ONNX Runtime quantize_dynamic: per-channel int8 weights in a 7-bit range (exact on every "
                    f"CPU), uint8 activations at each call's own range (one row per call), each quantized "
                    f"MatMul's input smoothed first (SmoothQuant, alpha {ALPHA}, ranges from {len(calibration)} "
@@ -172,10 +188,11 @@ def quantize_static_int8(source: Path, target: Path, feeds: list[dict], kept_fp3
     uint8 weights, for CPUs whose uint8-by-int8 products saturate."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    quantize_static(str(source), str(target), feed_reader(feeds),
-                    quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPERATORS, per_channel=True,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QUInt8 if weights_unsigned else QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
-                    extra_options={"MatMulConstBOnly": True},
-                    use_external_data_format=len(onnx_files(source)) > 1)
+    with quantizer_advice_muted():
+        quantize_static(str(source), str(target), feed_reader(feeds),
+                        quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPERATORS, per_channel=True,
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QUInt8 if weights_unsigned else QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept_fp32,
+                        extra_options={"MatMulConstBOnly": True},
+                        use_external_data_format=len(onnx_files(source)) > 1)

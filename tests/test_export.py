@@ -1,5 +1,6 @@
 import hashlib
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -184,6 +185,21 @@ def test_int8_keeps_the_gelu_readers_and_the_first_layer_fp32_and_its_weights_in
     assert sum(node.op_type == "MatMulInteger" for node in int8.graph.node) > 0
     weights = [numpy_helper.to_array(t) for t in int8.graph.initializer if t.data_type == TensorProto.INT8 and len(t.dims) == 2]
     assert weights and min(w.min() for w in weights) >= -64 and max(w.max() for w in weights) <= 64
+
+
+def test_quantizing_leaves_no_advice_in_the_export_log(with_variants, tmp_path, caplog):
+    """ONNX Runtime's quantizer advises "pre-processing" on the root logger at every call."""
+    import shutil
+
+    from export.calibration import make_dynamic_int8
+
+    model_dir = shutil.copytree(with_variants[1], tmp_path / "model")
+    (model_dir / "model_quantized.onnx").unlink()
+    with caplog.at_level(logging.WARNING):
+        make_dynamic_int8(model_dir, read_arguments(EXAMPLES / "arguments.tsv"))
+    assert (model_dir / "model_quantized.onnx").is_file()
+    assert not [record for record in caplog.records if "pre-processing" in record.getMessage()]
+    assert logging.getLogger().level == logging.WARNING  # the root logger's level is given back
 
 
 def test_variant_preference_by_provider_and_cpu():
