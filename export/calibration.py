@@ -115,9 +115,12 @@ def feed_reader(feeds: list[dict]):
     return Reader()
 
 
-def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
-    """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments): the fp32
-    graph smoothed (SmoothQuant) where its MatMuls are quantized, then quantized."""
+@contextlib.contextmanager
+def smoothed_for_int8(model_dir: Path, calibration: pd.DataFrame, fp32_layer_share: float):
+    """Yields ``(smoothed, feeds, kept_fp32)`` for quantizing ``model_dir``'s fp32 graph: the MatMuls
+    kept fp32 (those that read a GELU, and those of the first ``fp32_layer_share`` of the layers),
+    ``calibration`` fed as the scorer feeds it (one row per call), and a scratch copy of the graph
+    with every other MatMul's input smoothed (SmoothQuant) over those feeds."""
     import onnx
 
     from scorer.model import ScoringModel
@@ -126,16 +129,23 @@ def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
     source = model_dir / VARIANT_FILES[FP32]
     graph = onnx.load(str(source), load_external_data=False)
-    kept_fp32 = sorted(set(after_gelu(graph)) | set(in_first_layers(graph)))
+    kept_fp32 = sorted(set(after_gelu(graph)) | set(in_first_layers(graph, fp32_layer_share)))
+    with tempfile.TemporaryDirectory(dir=model_dir) as scratch:
+        smoothed = Path(scratch) / VARIANT_FILES[FP32]
+        smooth_model(source, smoothed, feeds, skip=frozenset(kept_fp32))
+        yield smoothed, feeds, kept_fp32
+
+
+def make_static_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
+    """Write ``model_dir``'s static int8 model, calibrated on ``calibration`` (arguments): the fp32
+    graph smoothed (SmoothQuant) where its MatMuls are quantized, then quantized."""
     # AVX2's uint8-by-int8 product (vpmaddubsw) adds pairs of products in int16 and saturates there,
     # which smoothed weights reach: on the packaged model (AVX2, 31,520 test-set labels) smoothing
     # took labels as fp32's from 99.36% to 99.63% with uint8 weights, but from 99.39% down to 99.20%
     # with int8 ones. uint8 by uint8 does not saturate, at about 0.9x the speed; VNNI and AMX
     # multiply uint8 by int8 exactly, and fast.
     weights = "uint8" if int8_products_saturate() else "int8"
-    with tempfile.TemporaryDirectory(dir=model_dir) as scratch:
-        smoothed = Path(scratch) / VARIANT_FILES[FP32]
-        smooth_model(source, smoothed, feeds, skip=frozenset(kept_fp32))
+    with smoothed_for_int8(model_dir, calibration, FP32_LAYER_SHARE) as (smoothed, feeds, kept_fp32):
         quantize_static_int8(smoothed, model_dir / VARIANT_FILES[STATIC_INT8], feeds, kept_fp32,
                              weights_unsigned=weights == "uint8")
     return {"how": f"ONNX Runtime quantize_static: QDQ, per-channel {weights} weights, uint8 activations with MinMax "
@@ -151,19 +161,9 @@ def make_dynamic_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
     """Write ``model_dir``'s dynamic int8 model: the fp32 graph smoothed (SmoothQuant, ranges measured
     on ``calibration``) where its MatMuls are quantized, then quantized with int8 weights in a 7-bit
     range, the activations at each call's own range."""
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from scorer.model import ScoringModel
-
-    fp32 = ScoringModel(model_dir, device="cpu", variant=FP32, long_text="truncate")
-    feeds = [batch for _, batch in fp32.prepare(calibration, batch_size=1)]
-    source = model_dir / VARIANT_FILES[FP32]
-    graph = onnx.load(str(source), load_external_data=False)
-    kept_fp32 = sorted(set(after_gelu(graph)) | set(in_first_layers(graph, DYNAMIC_FP32_LAYER_SHARE)))
-    with tempfile.TemporaryDirectory(dir=model_dir) as scratch:
-        smoothed = Path(scratch) / VARIANT_FILES[FP32]
-        smooth_model(source, smoothed, feeds, skip=frozenset(kept_fp32))
+    with smoothed_for_int8(model_dir, calibration, DYNAMIC_FP32_LAYER_SHARE) as (smoothed, _, kept_fp32):
         # reduce_range: weights in [-64, 64], so that AVX2's vpmaddubsw, which adds two uint8-by-int8
         # products in int16, stays below 2**15 (255 * 64 * 2): the products are exact on every CPU.
         # Full-range int8 weights saturate there (98.28% of labels against 98.64%, every MatMul quantized).
@@ -171,7 +171,7 @@ def make_dynamic_int8(model_dir: Path, calibration: pd.DataFrame) -> dict:
             quantize_dynamic(str(smoothed), str(model_dir / VARIANT_FILES[DYNAMIC_INT8]), weight_type=QuantType.QInt8,
                              per_channel=True, reduce_range=True, op_types_to_quantize=QUANTIZED_OPERATORS,
                              nodes_to_exclude=kept_fp32, extra_options={"MatMulConstBOnly": True},
-                             use_external_data_format=len(onnx_files(source)) > 1)
+                             use_external_data_format=len(onnx_files(model_dir / VARIANT_FILES[FP32])) > 1)
     return {"how": f"ONNX Runtime quantize_dynamic: per-channel int8 weights in a 7-bit range (exact on every "
                    f"CPU), uint8 activations at each call's own range (one row per call), each quantized "
                    f"MatMul's input smoothed first (SmoothQuant, alpha {ALPHA}, ranges from {len(calibration)} "

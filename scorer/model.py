@@ -17,6 +17,7 @@ import pandas as pd
 from argvalues.errors import ArgvaluesError, ModelDirError
 from argvalues.model_config import ARGUMENTS, ScoringConfig
 from argvalues.variants import (
+    DYNAMIC_INT8,
     OPENVINO_INT8,
     OPENVINO_VARIANTS,
     STATIC_INT8,
@@ -83,7 +84,7 @@ def variant_file(model_dir: Path, config: ScoringConfig, provider: str, variant:
     variant = pick_variant(config.variants, provider, variant, available=available)
     onnx_path = model_dir / VARIANT_FILES[variant]
     if not onnx_path.is_file():
-        flag = {"optimized": "--optimize", "int8": "--quantize", "fp16": "--fp16",
+        flag = {"optimized": "--optimize", DYNAMIC_INT8: "--quantize", "fp16": "--fp16",
                 STATIC_INT8: "--static-int8", OPENVINO_INT8: "--openvino-int8"}.get(variant, "")
         raise ModelDirError(f"{model_dir}: no {variant} variant ({onnx_path.name}); "
                             f"export it with 'argvalues export {flag}'" if flag else
@@ -141,7 +142,7 @@ class ScoringModel:
         # benchmarks/README.md, "Tried and not kept"). Both run one row per
         # call: every row then sees only itself, whatever --batch-size or chunking, and no row is
         # padded at all (static int8 paid 9% for it there).
-        self.rows_per_call = 1 if self.variant in ("int8", STATIC_INT8) else None
+        self.rows_per_call = 1 if self.variant in (DYNAMIC_INT8, STATIC_INT8) else None
         # OpenVINO (bf16, int8) batches rows of one width only, each row padded up to a multiple of
         # pad_to_multiple tokens (1 for bf16: no padding), a width that depends on the row alone; its
         # result for a row does not depend on how many rows share the call (measured: bit-identical
