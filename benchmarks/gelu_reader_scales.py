@@ -7,14 +7,14 @@ fake-quantized in layers 1-5, with their weights per channel in a 7-bit range (a
 int8 quantizes the others); every other MatMul stays fp32. Ways of scaling the activations:
 one uint8 range per row (what dynamic int8 one row per call does), one per token (asymmetric and
 symmetric), and the channels of largest range (measured on the first 256 training arguments) kept
-fp32. Prints, for the last --rows training arguments read one at a time, the share of labels
-(threshold 0.5) as the fp32 checkpoint's and the largest probability difference.
+fp32. Prints, for the last --rows training arguments read one at a time through the checkpoint's
+template, the share of labels (threshold 0.5) as the fp32 checkpoint's and the largest probability
+difference.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -23,6 +23,8 @@ import torch
 from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from argvalues.contract import read_arguments  # noqa: E402
+from argvalues.model_config import ScoringConfig  # noqa: E402
 from argvalues.variants import SPEED_FLAGS, cpu_flags, cpu_name  # noqa: E402
 from trainer.modeling import load_classifier  # noqa: E402
 
@@ -57,16 +59,17 @@ def main() -> None:
     found = sorted(cpu_flags() & set(SPEED_FLAGS))
     print("CPU:", cpu_name() + ";", "flags:", " ".join(found) or "none")
     model = load_classifier(args.checkpoint).eval()
+    scoring = ScoringConfig.load(args.checkpoint)
     tokenizer = Tokenizer.from_file(str(Path(args.checkpoint) / "tokenizer.json"))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(128)
-    with open(args.data / "arguments-training.tsv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    tokenizer.enable_truncation(scoring.max_length)
+    rows = read_arguments(args.data / "arguments-training.tsv")
 
-    def encoded(part):  # the packaged student's template: premise, then stance and conclusion
-        return tokenizer.encode_batch([(r["Premise"], f'{r["Stance"]} {r["Conclusion"]}') for r in part])
+    def encoded(part):
+        texts, pairs = scoring.template.render(part)
+        return tokenizer.encode_batch(list(zip(texts, pairs)) if pairs else texts)
 
-    calibration, judged = encoded(rows[:256]), encoded(rows[-args.rows:])
+    calibration, judged = encoded(rows.iloc[:256]), encoded(rows.iloc[-args.rows:])
     readers = [m for n, m in model.named_modules() if n.endswith("output.dense") and "attention" not in n]
     weights = [reader.weight.data.clone() for reader in readers]
 

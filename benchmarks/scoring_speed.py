@@ -49,7 +49,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from argvalues.contract import LABELS, read_labelled_arguments  # noqa: E402
 from argvalues.metrics import apply_thresholds, official_scores  # noqa: E402
 from argvalues.model_config import ScoringConfig  # noqa: E402
-from argvalues.variants import DEVICE_VARIANTS, OPENVINO_VARIANTS, VARIANT_FILES, usable_variants  # noqa: E402
+from argvalues.variants import (  # noqa: E402
+    DEVICE_VARIANTS,
+    DYNAMIC_INT8,
+    OPENVINO_VARIANTS,
+    VARIANT_FILES,
+    usable_variants,
+)
 
 
 def stock_model(checkpoint: Path):
@@ -344,7 +350,7 @@ def main() -> None:
             picked = ScoringModel(Path(folder) / "tiny-model", device="cpu").variant
             # dynamic int8 (the packaged model's variant) and OpenVINO's variants too: the latter a runtime of
             # their own, which compiles kernels per input shape
-            variants = list(dict.fromkeys([picked, "int8", *sorted(usable_variants(OPENVINO_VARIANTS))]))
+            variants = list(dict.fromkeys([picked, DYNAMIC_INT8, *sorted(usable_variants(OPENVINO_VARIANTS))]))
             print(f"\npeak RSS of `score` (tiny random BERT: its default variant {picked}, dynamic int8 and OpenVINO's; "
                   "memory, not speed)")
             for variant in variants:

@@ -154,8 +154,8 @@ class ScoringModel:
         self.pad_to_multiple = pad_to_multiple if self.equal_length_batches else 1
         # One row per call keeps few of an operator's threads busy; on the CPU such calls run side by
         # side instead, one ONNX Runtime thread each (benchmarks/README.md, "Ray": two
-        # single-threaded workers beat one two-threaded engine 1.47x on 2 cores; "Static int8 on an
-        # AVX2 CPU": 1.19x-1.35x for static int8, with the same probabilities).
+        # single-threaded workers beat one two-threaded engine 1.47x on 2 cores; for static int8 on an
+        # AVX2 CPU 1.19x-1.35x, with the same probabilities: a figure in that file's git history).
         cores = threads or len(os.sched_getaffinity(0)) or 1
         if parallel_calls is None:
             parallel_calls = cores if self.rows_per_call and providers[0] == "CPUExecutionProvider" else 1
